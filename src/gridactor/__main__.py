@@ -1,0 +1,3 @@
+from gridactor.cli import main
+
+raise SystemExit(main())
