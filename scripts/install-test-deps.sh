@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond pip: Debian packages and the npm interop
+# clients. Idempotent and quick when everything is already there: it asks apt only for
+# what is missing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have curl || need+=(curl)
+if have curl && ! curl --version | grep -q HTTP2; then need+=(curl); fi
+have node || need+=(nodejs)
+have npm || need+=(npm)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  echo "install-test-deps: apt-get install ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+node_dir="$here/tests/interop/node"
+stamp="$node_dir/node_modules/.gridactor-stamp"
+if [ ! -f "$stamp" ] || [ "$node_dir/package-lock.json" -nt "$stamp" ]; then
+  echo "install-test-deps: npm ci in tests/interop/node"
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$stamp"
+fi

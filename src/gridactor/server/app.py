@@ -1,0 +1,191 @@
+"""The supervisor: starts the actors of a server in order and stops them in reverse.
+
+Order (DESIGN.md): cache shards first (nothing can be served without them), then the
+security actors, then the listeners, which are the only thing a client can reach. Stop
+is staged: listeners stop accepting and drain for a bounded grace period, then the shard
+pool gets its own bounded shutdown. A second signal cancels everything at once.
+
+Supervision is one-cancels-all, as trio's nurseries are: a listener or a security actor
+that dies takes the server down loudly. Only shard processes are restarted, by their
+pool, because a shard is a separate process whose death is an expected failure mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import trio
+
+from gridactor.cache.api import CacheService
+from gridactor.cache.local import InProcessCacheService
+from gridactor.cache.pool import ShardPool
+from gridactor.config.loader import load_config
+from gridactor.config.model import ServerConfig, unsupported_features
+from gridactor.errors import ConfigError
+from gridactor.server.context import SERVER_VERSION, EndpointContext
+from gridactor.server.listener import Listener
+
+log = logging.getLogger("gridactor.server")
+
+# Features of the configuration model that this build serves. Anything else a
+# configuration uses makes `run` refuse to start (never a feature silently off).
+IMPLEMENTED_FEATURES: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class RunOptions:
+    bind_address: str | None = None  # -b: overrides every endpoint's interface address
+    port: int | None = None  # -p: port of the default endpoint (before the offset)
+    port_offset: int | None = None  # -o
+    shards: int | None = None  # None: one per core, at least 2; 0: in-process store
+    grace_s: float = 5.0
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+
+def default_shard_count() -> int:
+    return max(2, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointPlan:
+    """One socket to listen on and what it serves."""
+
+    name: str
+    host: str
+    port: int
+    security_realm: str | None
+    hotrod: bool
+    rest: bool
+    rest_context_path: str
+
+
+def plan_endpoints(config: ServerConfig, options: RunOptions) -> list[EndpointPlan]:
+    plans = []
+    for index, endpoint in enumerate(config.endpoints):
+        binding = config.socket_bindings.bindings[endpoint.socket_binding]
+        host = options.bind_address or config.binding_address(binding)
+        port = binding.port
+        if index == 0 and options.port is not None:
+            port = options.port
+        offset = config.socket_bindings.port_offset if options.port_offset is None else options.port_offset
+        if port != 0:
+            port += offset
+        plans.append(
+            EndpointPlan(
+                name=endpoint.socket_binding,
+                host=host,
+                port=port,
+                security_realm=endpoint.security_realm,
+                hotrod=endpoint.hotrod is not None,
+                rest=endpoint.rest is not None,
+                rest_context_path=endpoint.rest.context_path if endpoint.rest is not None else "rest",
+            )
+        )
+    return plans
+
+
+def refuse_unsupported(config: ServerConfig) -> None:
+    missing = unsupported_features(config, set(IMPLEMENTED_FEATURES))
+    if missing:
+        first = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ConfigError(
+            f"not supported yet: <{first.element}> ({first.file}:{first.line}){more}",
+        )
+
+
+class Server:
+    """The root actor. ``run`` reports the bound ports once every listener serves."""
+
+    def __init__(self, config: ServerConfig, options: RunOptions) -> None:
+        self.config = config
+        self.options = options
+        self.listeners: list[Listener] = []
+        self._stop = trio.Event()
+
+    def stop(self) -> None:
+        """Begin the staged shutdown (idempotent)."""
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[list[int]] = trio.TASK_STATUS_IGNORED) -> None:
+        started = time.monotonic()
+        refuse_unsupported(self.config)
+        plans = plan_endpoints(self.config, self.options)
+        container = self.config.cache_container
+        settings = [definition.settings for definition in container.caches.values()]
+        async with trio.open_nursery() as nursery:
+            caches: CacheService
+            shard_count = default_shard_count() if self.options.shards is None else self.options.shards
+            if shard_count == 0:
+                caches = InProcessCacheService(settings, container.default_cache)
+                log.info("caches served in-process (no shard processes)")
+            else:
+                pool = ShardPool(settings, container.default_cache, shard_count)
+                caches = await nursery.start(pool.run)
+                log.info("%d cache shard processes started", shard_count)
+            ports: list[int] = []
+            async with trio.open_nursery() as listening:
+                for plan in plans:
+                    context = EndpointContext(
+                        caches=caches,
+                        security_realm=plan.security_realm,
+                        hotrod_enabled=plan.hotrod,
+                        rest_enabled=plan.rest,
+                        rest_context_path=plan.rest_context_path,
+                        cache_templates=dict(container.templates),
+                    )
+                    listener = Listener(
+                        plan.host, plan.port, context, grace_s=self.options.grace_s, name=plan.name
+                    )
+                    self.listeners.append(listener)
+                    ports.append(await listening.start(listener.run))
+                for plan in plans:
+                    if plan.security_realm is None:
+                        log.warning(
+                            "endpoint %s has no security realm: authentication is DISABLED", plan.name
+                        )
+                log.info(
+                    "ISPN080001: %s started in %dms",
+                    SERVER_VERSION,
+                    (time.monotonic() - started) * 1000,
+                )
+                task_status.started(ports)
+                await self._stop.wait()
+                log.info("ISPN080002: stopping: no new connections, draining open ones")
+                for listener in self.listeners:
+                    listener.stop_accepting()
+            # Listeners are done; the shard pool shuts down in its own bounded stages.
+            nursery.cancel_scope.cancel()
+        log.info("ISPN080003: stopped")
+
+
+async def run_until_signalled(config: ServerConfig, options: RunOptions) -> None:
+    """Serve until SIGINT/SIGTERM; the first signal stops gracefully, a second at once."""
+    server = Server(config, options)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch_signals() -> None:
+                count = 0
+                async for signum in signals:
+                    count += 1
+                    if count == 1:
+                        log.info("received %s: stopping", signal.Signals(signum).name)
+                        server.stop()
+                    else:
+                        log.warning("second signal: stopping now")
+                        nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch_signals)
+            await server.run()
+            nursery.cancel_scope.cancel()
+
+
+def load_and_run(path: str, options: RunOptions) -> None:
+    config = load_config(path, options.properties)
+    trio.run(run_until_signalled, config, options)

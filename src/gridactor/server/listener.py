@@ -1,0 +1,157 @@
+"""The listener actor: owns one server socket, terminates TLS, sniffs, dispatches.
+
+Theory of operation. A :class:`Listener` binds its address in ``run`` and reports the
+bound port through ``task_status.started``, so the supervisor knows the endpoint is
+serving before it says "started". Each accepted connection becomes one task in the
+listener's connection nursery. That task has a single deadline for everything before the
+protocol begins (TLS handshake, first bytes for sniffing): a client that connects and
+says nothing holds a socket for ``Limits.handshake_timeout_s`` at most, never a worker.
+Then it hands the stream to the Hot Rod or the REST front-end, which owns it until the
+connection ends.
+
+Shutdown is staged: :meth:`Listener.stop_accepting` closes the server socket and sets
+the endpoint's ``stopping`` event (front-ends finish the batch in hand and stop
+reading); ``run`` then gives the open connections ``grace_s`` seconds before cancelling
+them.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from dataclasses import dataclass
+
+import trio
+
+from gridactor.protocols.hotrod.connection import serve_hotrod
+from gridactor.protocols.rest.connection import serve_http
+from gridactor.server.context import EndpointContext
+from gridactor.server.sniff import NEED_MORE, Wire, sniff
+
+log = logging.getLogger("gridactor.listener")
+
+_SNIFF_READ = 65536
+
+
+@dataclass(slots=True)
+class ListenerStatistics:
+    accepted: int = 0
+    active: int = 0
+    hotrod: int = 0
+    http1: int = 0
+    http2: int = 0
+    rejected: int = 0  # closed before a protocol started (timeout, TLS on a plain port, …)
+
+
+class Listener:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        context: EndpointContext,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        grace_s: float = 5.0,
+        name: str = "default",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.context = context
+        self.ssl_context = ssl_context
+        self.grace_s = grace_s
+        self.name = name
+        self._accepting = trio.CancelScope()
+        self._stats = ListenerStatistics()
+
+    def statistics(self) -> ListenerStatistics:
+        return self._stats
+
+    def stop_accepting(self) -> None:
+        """Stage one of shutdown: no new connections; open ones wind down."""
+        self.context.stopping.set()
+        self._accepting.cancel()
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(self.port, host=self.host)
+        bound = listeners[0].socket.getsockname()[1]
+        log.info(
+            "ISPN080004: Connector %s (Hot Rod + REST%s) listening on %s:%d",
+            self.name,
+            ", TLS" if self.ssl_context else "",
+            self.host,
+            bound,
+        )
+        async with trio.open_nursery() as connections:
+            task_status.started(bound)
+            with self._accepting:
+                await trio.serve_listeners(self._handle, listeners, handler_nursery=connections)
+            for listener in listeners:
+                await listener.aclose()
+            self.context.stopping.set()
+            # Stage two: bounded grace for connections in flight, then cancel them.
+            connections.cancel_scope.deadline = trio.current_time() + self.grace_s
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        self._stats.accepted += 1
+        self._stats.active += 1
+        try:
+            await self._serve(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:
+            # A bug in a front-end must cost one connection, never the listener.
+            log.exception("connection handler failed")
+        finally:
+            self._stats.active -= 1
+            await trio.aclose_forcefully(stream)
+
+    async def _serve(self, raw: trio.SocketStream) -> None:
+        stream: trio.abc.Stream = raw
+        first = b""
+        wire: Wire | None = None
+        alpn: str | None = None
+        with trio.move_on_after(self.context.limits.handshake_timeout_s):
+            if self.ssl_context is not None:
+                tls = trio.SSLStream(raw, self.ssl_context, server_side=True)
+                try:
+                    await tls.do_handshake()
+                except (trio.BrokenResourceError, ssl.SSLError) as exc:
+                    log.debug("TLS handshake failed: %s", exc)
+                    self._stats.rejected += 1
+                    return
+                alpn = tls.selected_alpn_protocol()
+                stream = tls
+            while True:
+                found = sniff(first)
+                if found is not NEED_MORE:
+                    wire = found
+                    break
+                data = await stream.receive_some(_SNIFF_READ)
+                if not data:
+                    self._stats.rejected += 1
+                    return
+                first += data
+        if wire is None:
+            self._stats.rejected += 1
+            log.debug("connection closed: nothing usable before the handshake deadline")
+            return
+        if wire is Wire.TLS:
+            self._stats.rejected += 1
+            log.debug("TLS ClientHello on a plaintext endpoint: closed")
+            return
+        if wire is Wire.HOTROD:
+            if not self.context.hotrod_enabled:
+                self._stats.rejected += 1
+                return
+            self._stats.hotrod += 1
+            await serve_hotrod(stream, first, self.context)
+            return
+        if not self.context.rest_enabled:
+            self._stats.rejected += 1
+            return
+        http2 = wire is Wire.HTTP2 or alpn == "h2"
+        if http2:
+            self._stats.http2 += 1
+        else:
+            self._stats.http1 += 1
+        await serve_http(stream, first, self.context, http2=http2)

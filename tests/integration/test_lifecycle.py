@@ -1,0 +1,117 @@
+"""Start, stop, supervision and the CLI, against real server processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, start_server
+from tests.integration.node_client import results, run_node_ops
+
+pytestmark = pytest.mark.integration
+
+# PING, protocol 4.1, default cache, no flags, intelligence 1, topology 0, no media types,
+# no other params: the smallest complete Hot Rod request.
+PING_41 = bytes.fromhex("A0 01 29 17 00 00 01 00 00 00 00")
+
+
+def children_of(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.extend(int(child) for child in text)
+    return found
+
+
+def hotrod_ping(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(PING_41)
+        return sock.recv(4096)
+
+
+def test_sigterm_with_an_idle_client_stops_within_the_grace_period(tmp_path: Path) -> None:
+    running = start_server(tmp_path, ["--grace", "1"])
+    idle = socket.create_connection(("127.0.0.1", running.port), timeout=5)
+    idle.sendall(PING_41)
+    assert idle.recv(4096)[:1] == b"\xa1"
+    shard_pids = children_of(running.process.pid)
+    assert len(shard_pids) >= 2
+    started = time.monotonic()
+    assert running.stop(timeout=15) == 0, running.log()
+    assert time.monotonic() - started < 10
+    idle.close()
+    assert "ISPN080003: stopped" in running.log()
+    for pid in shard_pids:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_a_killed_shard_process_is_restarted(tmp_path: Path) -> None:
+    running = start_server(tmp_path, ["--shards", "2"])
+    try:
+        shard_pids = children_of(running.process.pid)
+        assert len(shard_pids) == 2
+        os.kill(shard_pids[0], signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            now = children_of(running.process.pid)
+            if len(now) == 2 and shard_pids[0] not in now:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"shard was not restarted:\n{running.log()}")
+        ops = results(run_node_ops(running.port, only="pipeline"))
+        assert ops["pipeline"] == 500
+    finally:
+        assert running.stop() == 0, running.log()
+
+
+def test_in_process_store_mode(tmp_path: Path) -> None:
+    running = start_server(tmp_path, ["--shards", "0"])
+    try:
+        assert children_of(running.process.pid) == []
+        assert hotrod_ping(running.port)[:1] == b"\xa1"
+    finally:
+        assert running.stop() == 0
+
+
+def gridactor(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gridactor", *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+
+
+def test_config_check_accepts_the_default_configuration() -> None:
+    done = gridactor("config", "check", "config/infinispan.xml")
+    assert done.returncode == 0, done.stderr
+    assert "default" in done.stdout
+
+
+def test_config_check_names_file_line_and_element(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_text(
+        '<infinispan>\n<cache-container default-cache="c">\n  <local-cache name="c" bogus="1"/>\n'
+        "</cache-container>\n</infinispan>\n"
+    )
+    done = gridactor("config", "check", str(bad))
+    assert done.returncode == 1
+    assert f"{bad}:3: local-cache:" in done.stderr
+    assert "bogus" in done.stderr
+
+
+def test_run_refuses_a_feature_that_is_not_implemented(tmp_path: Path) -> None:
+    config = tmp_path / "ldap.xml"
+    example = ROOT / "tests" / "data" / "spec_examples"
+    candidates = sorted(example.glob("*ldap*.xml")) if example.is_dir() else []
+    if not candidates:
+        pytest.fail("spec LDAP example missing from tests/data/spec_examples")
+    config.write_text(candidates[0].read_text())
+    done = gridactor("run", "-c", str(config), "-p", "0")
+    assert done.returncode == 1
+    assert "not supported yet: <" in done.stderr

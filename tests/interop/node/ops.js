@@ -1,0 +1,177 @@
+// Drives the official Infinispan Node.js client (npm `infinispan`) against a server and
+// prints one JSON object: each operation's name with what the client returned, or the
+// error text it rejected with. The Python test decides what is right; this script only
+// records. Settings come from the environment:
+//   GA_PORT (default 11222), GA_HOST (127.0.0.1), GA_VERSION ('auto' or '3.0', '4.1'…),
+//   GA_CACHE (cache name; '' = default), GA_AUTH ('' or a JSON object for
+//   `authentication`), GA_SSL ('' or a JSON object for `ssl`), GA_PREFIX (key prefix).
+'use strict';
+const infinispan = require('infinispan');
+
+const env = process.env;
+const opts = { version: env.GA_VERSION || 'auto', topologyUpdates: false };
+if (env.GA_CACHE) opts.cacheName = env.GA_CACHE;
+if (env.GA_AUTH) opts.authentication = JSON.parse(env.GA_AUTH);
+if (env.GA_SSL) opts.ssl = JSON.parse(env.GA_SSL);
+const server = { port: Number(env.GA_PORT || 11222), host: env.GA_HOST || '127.0.0.1' };
+const p = env.GA_PREFIX || 'node-';
+
+function plain(v) {
+  if (Buffer.isBuffer(v)) return { buffer: v.toString('hex') };
+  if (Array.isArray(v)) return v.map(plain);
+  if (v && typeof v === 'object') {
+    const out = {};
+    for (const k of Object.keys(v)) out[k] = plain(v[k]);
+    return out;
+  }
+  return v === undefined ? null : v;
+}
+
+async function main() {
+  const report = { ops: [] };
+  const watchdog = setTimeout(() => {
+    report.fatal = 'timeout: the server stopped answering';
+    console.log(JSON.stringify(report));
+    process.exit(3);
+  }, Number(env.GA_TIMEOUT_MS || 20000));
+  let client;
+  try {
+    client = await infinispan.client(server, opts);
+  } catch (e) {
+    report.connect_error = String(e && e.message ? e.message : e);
+    clearTimeout(watchdog);
+    console.log(JSON.stringify(report));
+    return;
+  }
+  report.version = client.getProtocolVersion();
+  const step = async (name, fn) => {
+    try {
+      report.ops.push([name, plain(await fn())]);
+    } catch (e) {
+      report.ops.push([name, { error: String(e && e.message ? e.message : e) }]);
+    }
+  };
+  const only = (env.GA_ONLY || '').split(',').filter(Boolean);
+  const want = (name) => only.length === 0 || only.includes(name);
+
+  if (want('basic')) {
+    await step('ping', () => client.ping());
+    await step('clear', () => client.clear());
+    await step('put', () => client.put(p + 'k1', 'v1'));
+    await step('get', () => client.get(p + 'k1'));
+    await step('get-missing', () => client.get(p + 'nope'));
+    await step('put-previous', () => client.put(p + 'k1', 'v2', { previous: true }));
+    await step('containsKey', () => client.containsKey(p + 'k1'));
+    await step('containsKey-missing', () => client.containsKey(p + 'nope'));
+    await step('putIfAbsent-present', () => client.putIfAbsent(p + 'k1', 'x'));
+    await step('putIfAbsent-absent', () => client.putIfAbsent(p + 'k2', 'v2'));
+    await step('putIfAbsent-previous', () => client.putIfAbsent(p + 'k2', 'x', { previous: true }));
+    await step('replace', () => client.replace(p + 'k2', 'v3'));
+    await step('replace-missing', () => client.replace(p + 'nope', 'v3'));
+    await step('replace-previous', () => client.replace(p + 'k2', 'v4', { previous: true }));
+    await step('getWithMetadata', async () => {
+      const m = await client.getWithMetadata(p + 'k2');
+      return { value: m.value, versionLength: m.version.length, lifespan: m.lifespan, maxIdle: m.maxIdle };
+    });
+    await step('replaceWithVersion', async () => {
+      const m = await client.getWithMetadata(p + 'k2');
+      const ok = await client.replaceWithVersion(p + 'k2', 'v5', m.version);
+      const stale = await client.replaceWithVersion(p + 'k2', 'v6', m.version);
+      return { ok, stale, now: await client.get(p + 'k2') };
+    });
+    await step('removeWithVersion', async () => {
+      const m = await client.getWithMetadata(p + 'k2');
+      const bad = Buffer.from(m.version); bad[7] ^= 0xff;
+      const stale = await client.removeWithVersion(p + 'k2', bad);
+      const ok = await client.removeWithVersion(p + 'k2', m.version);
+      return { stale, ok, now: (await client.get(p + 'k2')) === undefined };
+    });
+    await step('remove', () => client.remove(p + 'k1'));
+    await step('remove-missing', () => client.remove(p + 'k1'));
+    await step('remove-previous', async () => {
+      await client.put(p + 'k3', 'v3');
+      return client.remove(p + 'k3', { previous: true });
+    });
+    await step('putAll', () => client.putAll([{ key: p + 'a', value: '1' }, { key: p + 'b', value: '2' },
+      { key: p + 'c', value: '3' }]));
+    await step('getAll', async () => {
+      const all = await client.getAll([p + 'a', p + 'b', p + 'c', p + 'zz']);
+      return all.sort((x, y) => (x.key < y.key ? -1 : 1));
+    });
+    await step('size', () => client.size());
+    await step('iterator', async () => {
+      const it = await client.iterator(2, { metadata: true });
+      const seen = [];
+      for (let i = 0; i < 100; i++) {
+        const e = await it.next();
+        if (e.done) break;
+        seen.push([e.key, e.value]);
+      }
+      await it.close();
+      return seen.sort();
+    });
+    await step('stats', async () => {
+      const s = await client.stats();
+      const out = {};
+      for (const item of s) out[item.STAT] = item.VALUE;
+      return out;
+    });
+    await step('lifespan', async () => {
+      await client.put(p + 'ttl', 'gone-soon', { lifespan: '500ms' });
+      const before = await client.get(p + 'ttl');
+      const m = await client.getWithMetadata(p + 'ttl');
+      await new Promise((r) => setTimeout(r, 900));
+      return { before, lifespan: m.lifespan, after: (await client.get(p + 'ttl')) === undefined };
+    });
+    await step('maxIdle', async () => {
+      await client.put(p + 'idle', 'v', { maxIdle: '1s' });
+      const m = await client.getWithMetadata(p + 'idle');
+      return { maxIdle: m.maxIdle, value: m.value };
+    });
+    await step('clear-final', () => client.clear());
+    await step('size-after-clear', () => client.size());
+  }
+  if (want('unicode')) {
+    await step('unicode', async () => {
+      await client.put(p + 'ключ', 'значение ✓');
+      return client.get(p + 'ключ');
+    });
+  }
+  if (want('big')) {
+    await step('big-value', async () => {
+      const v = 'x'.repeat(1 << 20);
+      await client.put(p + 'big', v);
+      return (await client.get(p + 'big')).length;
+    });
+  }
+  if (want('pipeline')) {
+    await step('pipeline', async () => {
+      const n = 500;
+      const puts = [];
+      for (let i = 0; i < n; i++) puts.push(client.put(p + 'pl' + i, 'v' + i));
+      await Promise.all(puts);
+      const gets = [];
+      for (let i = 0; i < n; i++) gets.push(client.get(p + 'pl' + i));
+      const vals = await Promise.all(gets);
+      return vals.every((v, i) => v === 'v' + i) ? n : vals.slice(0, 5);
+    });
+  }
+  if (want('unsupported')) {
+    await step('execute', () => client.execute('no-such-script', {}));
+    await step('after-unsupported', () => client.ping());
+  }
+  if (want('seed')) {
+    await step('seed', () => client.put(p + 'shared', 'from-node'));
+  }
+  if (want('read-shared')) {
+    await step('read-shared', () => client.get(p + 'shared'));
+  }
+  await client.disconnect();
+  clearTimeout(watchdog);
+  console.log(JSON.stringify(report));
+}
+
+main().catch((e) => {
+  console.log(JSON.stringify({ fatal: String(e && e.stack ? e.stack : e) }));
+  process.exit(2);
+});
