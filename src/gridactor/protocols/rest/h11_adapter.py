@@ -19,6 +19,7 @@ import base64
 import binascii
 
 import h11
+from h11._state import MIGHT_SWITCH_PROTOCOL
 
 from gridactor.protocols.rest.events import (
     CLOSED,
@@ -37,7 +38,7 @@ H11Event = Request | H2CUpgrade | Sentinel
 def _valid_h2_settings(value: bytes) -> bool:
     # HTTP2-Settings is base64url of a SETTINGS payload (6-byte entries), padding optional.
     try:
-        raw = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
+        raw = base64.b64decode(value + b"=" * (-len(value) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         return False
     return len(raw) % 6 == 0
@@ -57,6 +58,8 @@ class H11Adapter:
         self._body: list[bytes] = []
         self._body_size = 0
         self._closed = False
+        # Closed with input possibly left unread (error response, early answer).
+        self._errored = False
 
     # ------------------------------------------------------------------ input
 
@@ -100,7 +103,7 @@ class H11Adapter:
                     continue
                 request.body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
                 self._body = []
-                if self._conn.their_state is h11.MIGHT_SWITCH_PROTOCOL:
+                if self._conn.their_state is MIGHT_SWITCH_PROTOCOL:
                     # h11 pauses before handing us anything else; decide on the upgrade then.
                     continue
                 self._pending = None
@@ -111,7 +114,13 @@ class H11Adapter:
 
     def _start_request(self, event: h11.Request) -> Sentinel | None:
         self._counter += 1
-        headers = headers_to_dict(list(event.headers))
+        pairs = list(event.headers)
+        # h11 bounds only a head still incomplete in its buffer; a whole head that arrived
+        # in one read is checked here, so the limit holds whatever the read sizes.
+        head_size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in pairs)
+        if head_size > self._limits.max_http_header_bytes:
+            return self._fail(431, "Request header fields too large")
+        headers = headers_to_dict(pairs)
         request = Request(
             stream_id=self._counter,
             method=event.method.decode("ascii", "replace"),
@@ -131,7 +140,7 @@ class H11Adapter:
         return None
 
     def _on_paused(self) -> H11Event:
-        if self._conn.their_state is h11.MIGHT_SWITCH_PROTOCOL and self._pending is not None:
+        if self._conn.their_state is MIGHT_SWITCH_PROTOCOL and self._pending is not None:
             request = self._pending
             self._pending = None
             settings = request.headers.get(b"http2-settings")
@@ -182,9 +191,10 @@ class H11Adapter:
         conn = self._conn
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
             conn.start_next_cycle()
-        elif conn.our_state is h11.MUST_CLOSE or conn.their_state is not h11.DONE:
+        else:
             # Either side asked to close, or we answered before reading the whole body.
             self._closed = True
+            self._errored = conn.their_state not in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
 
     def _fail(self, status: int, reason: str) -> Sentinel:
         if self._conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
@@ -199,6 +209,7 @@ class H11Adapter:
                 body,
             )
         self._closed = True
+        self._errored = True
         self._pending = None
         return CLOSED
 
@@ -220,6 +231,11 @@ class H11Adapter:
     def closed(self) -> bool:
         """No further request will be read; flush, then close the transport."""
         return self._closed
+
+    @property
+    def errored(self) -> bool:
+        """Closed on an error: the peer may still be sending (drain before closing)."""
+        return self._errored
 
     @property
     def idle(self) -> bool:

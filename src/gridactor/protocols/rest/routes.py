@@ -1,0 +1,204 @@
+"""The REST v2 route table and dispatcher (written once for HTTP/1.1 and HTTP/2).
+
+Lookup follows Infinispan's ``RestDispatcherImpl``: match the path, then the ``action``
+query parameter, then the method. No path → 404; ``?action=`` empty → 400 "Invalid
+action"; an action the path does not have → 400; a method the path/action does not
+have → 405 with ``Allow``. Unmatched requests are answered without authentication, as
+Infinispan does (§3.4): only a matched, non-anonymous route runs the HTTP-auth step.
+
+Path segments are split on the raw ``/`` *before* percent-decoding, so a key may contain
+``%2F``; each segment is then decoded to bytes (keys keep their exact bytes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import unquote_to_bytes
+
+from gridactor.errors import CacheNotFoundError, GridError
+from gridactor.protocols.rest import resources as r
+from gridactor.protocols.rest.events import Headers, Request, Response
+from gridactor.server.context import EndpointContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    methods: frozenset[str]
+    path: tuple[str, ...]  # literal segments, or "{cache}" / "{key}"
+    handler: r.Handler
+    action: str | None = None
+    anonymous: bool = False
+
+
+def _inv(
+    methods: str, path: str, handler: r.Handler, *, action: str | None = None, anonymous: bool = False
+) -> Invocation:
+    return Invocation(frozenset(methods.split()), tuple(path.split("/")), handler, action, anonymous)
+
+
+INVOCATIONS: tuple[Invocation, ...] = (
+    _inv("GET", "caches", r.list_caches),
+    _inv("GET HEAD", "caches/{cache}", r.cache_details),
+    _inv("POST", "caches/{cache}", r.create_cache),
+    _inv("PUT", "caches/{cache}", r.create_or_update_cache),
+    _inv("DELETE", "caches/{cache}", r.delete_cache),
+    _inv("GET", "caches/{cache}", r.cache_keys, action="keys"),
+    _inv("GET", "caches/{cache}", r.cache_entries, action="entries"),
+    _inv("GET", "caches/{cache}", r.cache_size, action="size"),
+    _inv("POST", "caches/{cache}", r.cache_clear, action="clear"),
+    _inv("GET", "caches/{cache}", r.cache_stats, action="stats"),
+    _inv("GET", "caches/{cache}", r.cache_config, action="config"),
+    _inv("GET HEAD", "caches/{cache}/{key}", r.get_entry),
+    _inv("PUT", "caches/{cache}/{key}", r.put_entry),
+    _inv("POST", "caches/{cache}/{key}", r.post_entry),
+    _inv("DELETE", "caches/{cache}/{key}", r.delete_entry),
+    _inv("GET", "server", r.server_info, anonymous=True),
+    _inv("GET HEAD", "cache-managers/default/health/status", r.health_status, anonymous=True),
+    _inv("GET HEAD", "container/health/status", r.health_status, anonymous=True),
+    _inv("GET HEAD", "cache-managers/default/health", r.health),
+    _inv("GET HEAD", "container/health", r.health),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    invocation: Invocation
+    params: r.PathParams
+
+
+class Router:
+    """Resolves a request to an :class:`Invocation` or an error response."""
+
+    def __init__(self, invocations: Sequence[Invocation] = INVOCATIONS) -> None:
+        self._by_length: dict[int, list[Invocation]] = {}
+        for inv in invocations:
+            self._by_length.setdefault(len(inv.path), []).append(inv)
+
+    def resolve(self, request: Request, context_path: str) -> Match | Response:
+        prefix = f"/{context_path}/v2/".encode()
+        raw = request.raw_path
+        if not raw.startswith(prefix):
+            return Response.text(404, "Not found")
+        raw_segments = raw[len(prefix) :].split(b"/")
+        if len(raw_segments) > 1 and raw_segments[-1] == b"":
+            raw_segments.pop()  # tolerate one trailing slash
+        segments = [unquote_to_bytes(seg) for seg in raw_segments]
+        candidates: list[tuple[Invocation, r.PathParams]] = []
+        for inv in self._by_length.get(len(segments), ()):
+            params = _match(inv.path, segments)
+            if params is not None:
+                candidates.append((inv, params))
+        if not candidates:
+            return Response.text(404, "Not found")
+        action = request.query_param("action")
+        if action is not None:
+            if action == "":
+                return Response.text(400, "Invalid action")
+            with_action = [c for c in candidates if c[0].action == action]
+            if not with_action:
+                return Response.text(400, f"Invalid action '{action}'")
+            candidates = with_action
+        else:
+            candidates = [c for c in candidates if c[0].action is None]
+            if not candidates:
+                return Response.text(400, "Invalid action")
+        for inv, params in candidates:
+            if request.method in inv.methods:
+                return Match(inv, params)
+        allowed = sorted({m for inv, _ in candidates for m in inv.methods})
+        return Response.text(
+            405, f"Method {request.method} not allowed", [(b"allow", ", ".join(allowed).encode())]
+        )
+
+
+def _match(pattern: tuple[str, ...], segments: list[bytes]) -> r.PathParams | None:
+    cache = ""
+    key = b""
+    for want, got in zip(pattern, segments, strict=True):
+        if want == "{cache}":
+            try:
+                cache = got.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        elif want == "{key}":
+            key = got
+        elif want.encode() != got:
+            return None
+    return r.PathParams(cache=cache, key=key)
+
+
+class HttpAuthenticator(Protocol):
+    """The seam for HTTP authentication (BASIC, DIGEST, BEARER, SPNEGO, CLIENT_CERT).
+
+    Called once per request to a non-anonymous route when the endpoint has a security
+    realm. Returns either the response to send instead (a 401 challenge, a 400 for a
+    malformed ``Authorization``, a 403), or, to let the request through, the headers to add
+    to its response (``Authentication-Info`` for Digest; usually empty). One instance lives per
+    connection, so a mechanism may cache the ``(Authorization header, subject)`` pair as
+    Infinispan does (§3.4).
+    """
+
+    async def authenticate(self, request: Request) -> Response | Headers: ...
+
+
+class NoMechanismAuthenticator:
+    """Used while no HTTP mechanism is plugged in: every protected request gets a 401."""
+
+    def __init__(self, realm: str) -> None:
+        self._challenge = f'Basic realm="{realm}"'.encode()
+
+    async def authenticate(self, request: Request) -> Response | Headers:
+        return Response.text(401, "Unauthorized", [(b"www-authenticate", self._challenge)])
+
+
+def error_response(exc: GridError) -> Response:
+    message = exc.message
+    if isinstance(exc, CacheNotFoundError) and exc.cache:
+        message = f"ISPN012010: {message}"
+    return Response.text(exc.http_status, message)
+
+
+class Dispatcher:
+    """Per-connection front of the router: resolve, authenticate, run, map errors."""
+
+    def __init__(
+        self,
+        ctx: EndpointContext,
+        *,
+        router: Router | None = None,
+        authenticator: HttpAuthenticator | None = None,
+    ) -> None:
+        self._ctx = ctx
+        self._router = router or _DEFAULT_ROUTER
+        if authenticator is None and ctx.security_realm is not None:
+            authenticator = NoMechanismAuthenticator(ctx.security_realm)
+        self._auth = authenticator
+
+    async def handle(self, request: Request) -> Response:
+        """Never raises except for cancellation: bad input becomes a 4xx, bugs a 500."""
+        try:
+            found = self._router.resolve(request, self._ctx.rest_context_path)
+            if isinstance(found, Response):
+                return found
+            if self._auth is not None and not found.invocation.anonymous:
+                outcome = await self._auth.authenticate(request)
+                if isinstance(outcome, Response):
+                    return outcome
+                response = await found.invocation.handler(request, self._ctx, found.params)
+                response.headers.extend(outcome)
+                return response
+            return await found.invocation.handler(request, self._ctx, found.params)
+        except GridError as exc:
+            return error_response(exc)
+        except Exception:
+            # The traceback goes to the log; the client learns nothing about internals.
+            log.exception("REST %s %r failed", request.method, request.target[:200])
+            return Response.text(500, "internal error")
+
+
+_DEFAULT_ROUTER = Router()
