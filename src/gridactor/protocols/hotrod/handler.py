@@ -1,0 +1,518 @@
+"""From decoded Hot Rod requests to cache operations and back to response bytes.
+
+One :class:`HotRodSession` per connection holds what Hot Rod keeps per connection: the
+authenticated subject and the open iterations. :meth:`HotRodSession.handle_batch` turns
+every request of one receive into response bytes with, normally, a single
+``CacheService.execute_many`` call:
+
+* each request is *planned*: either answered at once (PING, AUTH_MECH_LIST, errors,
+  ITERATION_START/END) or turned into a :data:`Step`, the cache ops it needs plus a
+  function that builds its response from their results;
+* the ops of every step go out as one batch, in request order;
+* a step's finisher may ask for another round (only ITERATION_NEXT does, when the
+  segments fetched so far held fewer entries than its batch size).
+
+AUTH is the only request that splits a batch: whether the requests after it are allowed
+depends on its outcome, so the requests before it are executed first.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeAlias, cast
+
+from gridactor.cache.api import (
+    SEGMENTS,
+    CacheOp,
+    CacheResult,
+    CacheStatistics,
+    Clear,
+    ContainsKey,
+    Entry,
+    Get,
+    GetAll,
+    Put,
+    PutAll,
+    PutIfAbsent,
+    Remove,
+    RemoveIfUnmodified,
+    Replace,
+    ReplaceIfUnmodified,
+    ScanSegments,
+    SegmentEntries,
+    Size,
+    Stats,
+    WriteResult,
+)
+from gridactor.errors import AuthenticationError, GridError
+from gridactor.protocols.hotrod import messages as m
+from gridactor.protocols.hotrod import operations as op
+from gridactor.protocols.hotrod import responses as resp
+from gridactor.server.context import EndpointContext
+
+log = logging.getLogger(__name__)
+
+Results: TypeAlias = "list[CacheResult | GridError]"
+Finisher: TypeAlias = "Callable[[Results], bytes | Step]"
+Step: TypeAlias = "tuple[list[tuple[str, CacheOp]], Finisher]"
+
+MAX_ITERATIONS_PER_CONNECTION = 256
+_FIRST_SCAN_SEGMENTS = 16
+_DEFAULT_BATCH_SIZE = 100
+
+_SERVER_ERROR = "org.infinispan.server.hotrod.HotRodException"
+
+
+# ---------------------------------------------------------------- authentication plug
+
+
+@dataclass(frozen=True, slots=True)
+class AuthStep:
+    """One SASL round's outcome.
+
+    ``subject`` is set when the exchange completed; ``challenge`` is the server data to
+    send (None with a subject = complete with no data, answered ``01 00``).
+    """
+
+    challenge: bytes | None
+    subject: object | None = None
+
+
+class SaslAuthenticator(Protocol):
+    """Per-connection SASL server (to come). Failures raise AuthenticationError."""
+
+    def mechanisms(self) -> Sequence[str]: ...
+
+    def step(self, mech: str, response: bytes) -> Awaitable[AuthStep]: ...
+
+
+def operation_allowed(opcode: int, security_enabled: bool, subject: object | None) -> bool:
+    """The authentication gate: before auth only PING, AUTH_MECH_LIST and AUTH pass."""
+    return not security_enabled or subject is not None or opcode in op.ALLOWED_BEFORE_AUTH
+
+
+def requires_authentication_error(opcode: int) -> AuthenticationError:
+    name = op.OPERATION_NAMES.get(opcode, f"0x{opcode:02X}")
+    return AuthenticationError(f"ISPN006017: Operation '{name}' requires authentication")
+
+
+class _InvalidMechanism(GridError):
+    hotrod_status = op.SERVER_ERROR
+    exception_class = "java.lang.IllegalArgumentException"
+
+
+class _Unsupported(GridError):
+    hotrod_status = op.UNKNOWN_OPERATION
+    exception_class = "java.lang.UnsupportedOperationException"
+
+
+# ---------------------------------------------------------------- iteration state
+
+
+@dataclass(slots=True)
+class _Iteration:
+    cache: str
+    segments: tuple[int, ...]  # to scan, in order
+    batch_size: int
+    with_metadata: bool
+    next_segment: int = 0  # index into segments of the next one to fetch
+    scan_width: int = _FIRST_SCAN_SEGMENTS
+    # Entries not yet sent, with an int marker after the last entry of each segment.
+    buffer: deque[Entry | int] = field(default_factory=deque)
+    buffered_entries: int = 0
+
+
+def _error(message_id: int, err: GridError) -> bytes:
+    return resp.error(message_id, err.hotrod_status, err.hotrod_text)
+
+
+class HotRodSession:
+    """Per-connection Hot Rod state and request handling (module docstring)."""
+
+    def __init__(self, ctx: EndpointContext, authenticator: SaslAuthenticator | None = None) -> None:
+        self.ctx = ctx
+        self.caches = ctx.caches
+        self.authenticator = authenticator
+        self.subject: object | None = None
+        self._iterations: dict[str, _Iteration] = {}
+        self._planners: dict[type, Callable[[m.Request], bytes | Step]] = {
+            m.PingRequest: self._ping,
+            m.GetRequest: self._get,
+            m.GetWithVersionRequest: self._get_with_version,
+            m.GetWithMetadataRequest: self._get_with_metadata,
+            m.ContainsKeyRequest: self._contains_key,
+            m.PutRequest: self._put,
+            m.PutIfAbsentRequest: self._put_if_absent,
+            m.ReplaceRequest: self._replace,
+            m.ReplaceIfUnmodifiedRequest: self._replace_if_unmodified,
+            m.RemoveRequest: self._remove,
+            m.RemoveIfUnmodifiedRequest: self._remove_if_unmodified,
+            m.ClearRequest: self._clear,
+            m.SizeRequest: self._size,
+            m.StatsRequest: self._stats,
+            m.PutAllRequest: self._put_all,
+            m.GetAllRequest: self._get_all,
+            m.BulkGetRequest: self._bulk_get,
+            m.BulkGetKeysRequest: self._bulk_get_keys,
+            m.IterationStartRequest: self._iteration_start,
+            m.IterationNextRequest: self._iteration_next,
+            m.IterationEndRequest: self._iteration_end,
+            m.AuthMechListRequest: self._auth_mech_list,
+            m.AuthRequest: self._auth_without_engine,
+            m.UnsupportedRequest: self._unsupported,
+        }
+
+    @property
+    def security_enabled(self) -> bool:
+        return self.ctx.security_realm is not None
+
+    # ------------------------------------------------------------ batches
+
+    async def handle_batch(self, events: Sequence[m.Request | m.RequestError]) -> bytes:
+        """Response bytes for ``events``, in order (one frame per event)."""
+        out: list[bytes] = []
+        pending: list[tuple[int, int, Step]] = []  # (slot in out, message id, step)
+        for event in events:
+            if type(event) is m.AuthRequest and self.authenticator is not None:
+                await self._run(out, pending)
+                out.append(await self._auth(event, self.authenticator))
+                continue
+            planned = self.plan(event)
+            if type(planned) is bytes:
+                out.append(planned)
+            else:
+                pending.append((len(out), event.message_id, cast(Step, planned)))
+                out.append(b"")
+        await self._run(out, pending)
+        return b"".join(out)
+
+    def plan(self, event: m.Request | m.RequestError) -> bytes | Step:
+        """Answer ``event`` now (bytes) or say which cache ops it needs (a Step)."""
+        if type(event) is m.RequestError:
+            return resp.error(event.message_id, event.status, event.text)
+        request = cast(m.Request, event)
+        if self.subject is None and self.ctx.security_realm is not None:
+            opcode = request.opcode
+            if opcode not in op.ALLOWED_BEFORE_AUTH:
+                return _error(request.message_id, requires_authentication_error(opcode))
+        planner = self._planners.get(type(request))
+        if planner is None:  # a Request subclass this session does not know
+            return _error(request.message_id, _Unsupported(f"Operation 0x{request.opcode:02X} not supported"))
+        try:
+            return planner(request)
+        except GridError as err:
+            return _error(request.message_id, err)
+
+    async def _run(self, out: list[bytes], pending: list[tuple[int, int, Step]]) -> None:
+        """Execute pending steps, round after round, filling their slots in ``out``."""
+        while pending:
+            batch = [item for _, _, (ops, _) in pending for item in ops]
+            results = await self._execute(batch)
+            still_pending: list[tuple[int, int, Step]] = []
+            index = 0
+            for slot, message_id, (ops, finish) in pending:
+                count = len(ops)
+                mine = results[index : index + count]
+                index += count
+                failure = next((r for r in mine if isinstance(r, GridError)), None)
+                if failure is not None:
+                    out[slot] = _error(message_id, failure)
+                    continue
+                try:
+                    finished = finish(mine)
+                except GridError as err:
+                    finished = _error(message_id, err)
+                except Exception:
+                    log.exception("Hot Rod response for message %d failed", message_id)
+                    finished = resp.error(message_id, op.SERVER_ERROR, f"{_SERVER_ERROR}: internal error")
+                if type(finished) is bytes:
+                    out[slot] = finished
+                else:
+                    still_pending.append((slot, message_id, cast(Step, finished)))
+            pending[:] = still_pending
+
+    async def _execute(self, batch: list[tuple[str, CacheOp]]) -> Results:
+        try:
+            results = await self.caches.execute_many(batch)
+        except GridError as err:
+            return [err] * len(batch)
+        except Exception:
+            log.exception("CacheService.execute_many failed")
+            return [GridError("internal error")] * len(batch)
+        if len(results) != len(batch):
+            log.error("CacheService returned %d results for %d ops", len(results), len(batch))
+            return [GridError("internal error")] * len(batch)
+        return results
+
+    # ------------------------------------------------------------ local requests
+
+    def _ping(self, request: m.Request) -> bytes:
+        try:
+            settings = self.caches.settings(request.cache)
+        except GridError as err:
+            if request.cache == "":
+                # Infinispan answers PING on "" even without a default cache.
+                return resp.ping(request.message_id, request.version, "", "")
+            return _error(request.message_id, err)
+        key_type, value_type = settings.key_media_type, settings.value_media_type
+        return resp.ping(request.message_id, request.version, key_type, value_type)
+
+    def _auth_mech_list(self, request: m.Request) -> bytes:
+        mechanisms = self.authenticator.mechanisms() if self.authenticator is not None else ()
+        return resp.auth_mech_list(request.message_id, mechanisms)
+
+    def _auth_without_engine(self, request: m.Request) -> bytes:
+        mech = cast(m.AuthRequest, request).mech
+        return _error(request.message_id, _InvalidMechanism(f"ISPN006025: Invalid mech '{mech}'"))
+
+    async def _auth(self, request: m.AuthRequest, authenticator: SaslAuthenticator) -> bytes:
+        try:
+            outcome = await authenticator.step(request.mech, request.response)
+        except GridError as err:
+            return _error(request.message_id, err)
+        if outcome.subject is not None:
+            self.subject = outcome.subject
+            return resp.auth(request.message_id, outcome.challenge)
+        return resp.auth(request.message_id, outcome.challenge or b"")
+
+    def _unsupported(self, request: m.Request) -> bytes:
+        unsupported = cast(m.UnsupportedRequest, request)
+        text = f"Operation {unsupported.name} (0x{unsupported.opcode:02X}) is not supported by this server"
+        return _error(request.message_id, _Unsupported(text))
+
+    # ------------------------------------------------------------ reads
+
+    def _get(self, request: m.Request) -> Step:
+        mid = request.message_id
+        key = cast(m.GetRequest, request).key
+        return [(request.cache, Get(key))], lambda r: resp.get(mid, cast("Entry | None", r[0]))
+
+    def _get_with_version(self, request: m.Request) -> Step:
+        mid = request.message_id
+        key = cast(m.GetWithVersionRequest, request).key
+        return [(request.cache, Get(key))], lambda r: resp.get_with_version(mid, cast("Entry | None", r[0]))
+
+    def _get_with_metadata(self, request: m.Request) -> Step:
+        mid = request.message_id
+        key = cast(m.GetWithMetadataRequest, request).key
+        return [(request.cache, Get(key))], lambda r: resp.get_with_metadata(mid, cast("Entry | None", r[0]))
+
+    def _contains_key(self, request: m.Request) -> Step:
+        mid = request.message_id
+        key = cast(m.ContainsKeyRequest, request).key
+
+        def finish(r: Results) -> bytes:
+            return resp.status_only(mid, op.CONTAINS_KEY, op.SUCCESS if r[0] else op.KEY_DOES_NOT_EXIST)
+
+        return [(request.cache, ContainsKey(key))], finish
+
+    def _get_all(self, request: m.Request) -> Step:
+        mid = request.message_id
+        keys = cast(m.GetAllRequest, request).keys
+
+        def finish(r: Results) -> bytes:
+            found = cast("dict[bytes, Entry]", r[0])
+            return resp.get_all(mid, ((key, entry.value) for key, entry in found.items()))
+
+        return [(request.cache, GetAll(keys))], finish
+
+    def _bulk_get(self, request: m.Request) -> Step:
+        mid = request.message_id
+        limit = cast(m.BulkGetRequest, request).max_entries
+
+        def finish(r: Results) -> bytes:
+            pairs = [(e.key, e.value) for chunk in cast("list[SegmentEntries]", r[0]) for e in chunk.entries]
+            return resp.bulk_get(mid, pairs[:limit] if limit > 0 else pairs)
+
+        return [(request.cache, ScanSegments())], finish
+
+    def _bulk_get_keys(self, request: m.Request) -> Step:
+        mid = request.message_id
+
+        def finish(r: Results) -> bytes:
+            chunks = cast("list[SegmentEntries]", r[0])
+            return resp.bulk_get_keys(mid, [e.key for chunk in chunks for e in chunk.entries])
+
+        return [(request.cache, ScanSegments())], finish
+
+    def _size(self, request: m.Request) -> Step:
+        mid = request.message_id
+        return [(request.cache, Size())], lambda r: resp.size(mid, cast(int, r[0]))
+
+    def _stats(self, request: m.Request) -> Step:
+        mid = request.message_id
+        return [(request.cache, Stats())], lambda r: resp.stats(mid, cast(CacheStatistics, r[0]))
+
+    # ------------------------------------------------------------ writes (status rules: notes §5.2)
+
+    def _put(self, request: m.Request) -> Step:
+        put = cast(m.PutRequest, request)
+        mid = put.message_id
+        version = put.version
+        force = put.flags & op.FORCE_RETURN_VALUE
+        cache_op = Put(put.key, put.value, put.lifespan_ms, put.max_idle_ms, put.value_type)
+
+        def finish(r: Results) -> bytes:
+            if force:
+                previous = cast(WriteResult, r[0]).previous
+                return resp.with_previous(mid, op.PUT, op.SUCCESS_WITH_PREVIOUS, version, previous)
+            return resp.status_only(mid, op.PUT, op.SUCCESS)
+
+        return [(put.cache, cache_op)], finish
+
+    def _put_if_absent(self, request: m.Request) -> Step:
+        put = cast(m.PutIfAbsentRequest, request)
+        mid = put.message_id
+        version = put.version
+        force = put.flags & op.FORCE_RETURN_VALUE
+        cache_op = PutIfAbsent(put.key, put.value, put.lifespan_ms, put.max_idle_ms, put.value_type)
+
+        def finish(r: Results) -> bytes:
+            result = cast(WriteResult, r[0])
+            if result.done:
+                return resp.status_only(mid, op.PUT_IF_ABSENT, op.SUCCESS)
+            if force:
+                return resp.with_previous(
+                    mid, op.PUT_IF_ABSENT, op.NOT_EXECUTED_WITH_PREVIOUS, version, result.previous
+                )
+            return resp.status_only(mid, op.PUT_IF_ABSENT, op.NOT_EXECUTED)
+
+        return [(put.cache, cache_op)], finish
+
+    def _replace(self, request: m.Request) -> Step:
+        put = cast(m.ReplaceRequest, request)
+        cache_op = Replace(put.key, put.value, put.lifespan_ms, put.max_idle_ms, put.value_type)
+        return [(put.cache, cache_op)], self._done_or(put, op.REPLACE, op.NOT_EXECUTED)
+
+    def _remove(self, request: m.Request) -> Step:
+        remove = cast(m.RemoveRequest, request)
+        return [(remove.cache, Remove(remove.key))], self._done_or(remove, op.REMOVE, op.KEY_DOES_NOT_EXIST)
+
+    def _done_or(self, request: m.Request, opcode: int, missed_status: int) -> Finisher:
+        """REPLACE/REMOVE: done -> 00 (03 + prev when forced); not done -> ``missed_status``."""
+        mid = request.message_id
+        version = request.version
+        force = request.flags & op.FORCE_RETURN_VALUE
+
+        def finish(r: Results) -> bytes:
+            result = cast(WriteResult, r[0])
+            if not result.done:
+                return resp.status_only(mid, opcode, missed_status)
+            if force:
+                return resp.with_previous(mid, opcode, op.SUCCESS_WITH_PREVIOUS, version, result.previous)
+            return resp.status_only(mid, opcode, op.SUCCESS)
+
+        return finish
+
+    def _replace_if_unmodified(self, request: m.Request) -> Step:
+        put = cast(m.ReplaceIfUnmodifiedRequest, request)
+        cache_op = ReplaceIfUnmodified(
+            put.key, put.value, put.entry_version, put.lifespan_ms, put.max_idle_ms, put.value_type
+        )
+        return [(put.cache, cache_op)], self._if_unmodified(put, op.REPLACE_IF_UNMODIFIED)
+
+    def _remove_if_unmodified(self, request: m.Request) -> Step:
+        remove = cast(m.RemoveIfUnmodifiedRequest, request)
+        cache_op = RemoveIfUnmodified(remove.key, remove.entry_version)
+        return [(remove.cache, cache_op)], self._if_unmodified(remove, op.REMOVE_IF_UNMODIFIED)
+
+    def _if_unmodified(self, request: m.Request, opcode: int) -> Finisher:
+        """done -> 00/03+prev; version mismatch -> 01/04+prev; absent -> 02."""
+        mid = request.message_id
+        version = request.version
+        force = request.flags & op.FORCE_RETURN_VALUE
+
+        def finish(r: Results) -> bytes:
+            result = cast(WriteResult, r[0])
+            if result.done:
+                if force:
+                    return resp.with_previous(mid, opcode, op.SUCCESS_WITH_PREVIOUS, version, result.previous)
+                return resp.status_only(mid, opcode, op.SUCCESS)
+            if result.previous is None:
+                return resp.status_only(mid, opcode, op.KEY_DOES_NOT_EXIST)
+            if force:
+                status = op.NOT_EXECUTED_WITH_PREVIOUS
+                return resp.with_previous(mid, opcode, status, version, result.previous)
+            return resp.status_only(mid, opcode, op.NOT_EXECUTED)
+
+        return finish
+
+    def _clear(self, request: m.Request) -> Step:
+        mid = request.message_id
+        return [(request.cache, Clear())], lambda r: resp.status_only(mid, op.CLEAR, op.SUCCESS)
+
+    def _put_all(self, request: m.Request) -> Step:
+        put = cast(m.PutAllRequest, request)
+        mid = put.message_id
+        cache_op = PutAll(put.entries, put.lifespan_ms, put.max_idle_ms, put.value_type)
+        return [(put.cache, cache_op)], lambda r: resp.status_only(mid, op.PUT_ALL, op.SUCCESS)
+
+    # ------------------------------------------------------------ iteration
+
+    def _iteration_start(self, request: m.Request) -> bytes:
+        start = cast(m.IterationStartRequest, request)
+        if start.filter_factory is not None:
+            raise _Unsupported(f"Iteration filters/converters are not supported ('{start.filter_factory}')")
+        self.caches.settings(start.cache)  # CacheNotFoundError for an unknown cache
+        if len(self._iterations) >= MAX_ITERATIONS_PER_CONNECTION:
+            raise GridError(f"Too many open iterations on this connection ({MAX_ITERATIONS_PER_CONNECTION})")
+        segments = tuple(range(SEGMENTS)) if start.segments is None else tuple(sorted(set(start.segments)))
+        batch_size = start.batch_size if start.batch_size > 0 else _DEFAULT_BATCH_SIZE
+        iteration_id = str(uuid.uuid4())
+        self._iterations[iteration_id] = _Iteration(start.cache, segments, batch_size, start.with_metadata)
+        return resp.iteration_start(start.message_id, iteration_id)
+
+    def _iteration_next(self, request: m.Request) -> bytes | Step:
+        next_request = cast(m.IterationNextRequest, request)
+        iteration = self._iterations.get(next_request.iteration_id)
+        if iteration is None:
+            return resp.invalid_iteration(request.message_id, op.ITERATION_NEXT)
+        return self._iteration_step(next_request, iteration)
+
+    def _iteration_step(self, request: m.Request, it: _Iteration) -> bytes | Step:
+        if it.buffered_entries >= it.batch_size or it.next_segment >= len(it.segments):
+            return self._iteration_reply(request, it)
+        # Fetch segments lazily, a few at a time; widen the window while they come back sparse.
+        chunk = it.segments[it.next_segment : it.next_segment + it.scan_width]
+        it.next_segment += len(chunk)
+
+        def finish(r: Results) -> bytes | Step:
+            by_segment = {found.segment: found.entries for found in cast("list[SegmentEntries]", r[0])}
+            fetched = 0
+            for segment in chunk:
+                entries = by_segment.get(segment, ())
+                it.buffer.extend(entries)
+                it.buffer.append(segment)
+                fetched += len(entries)
+            it.buffered_entries += fetched
+            if fetched < it.batch_size:
+                it.scan_width = min(it.scan_width * 2, SEGMENTS)
+            return self._iteration_step(request, it)
+
+        return [(it.cache, ScanSegments(chunk))], finish
+
+    def _iteration_reply(self, request: m.Request, it: _Iteration) -> bytes:
+        entries: list[Entry] = []
+        finished: list[int] = []
+        buffer = it.buffer
+        while buffer and len(entries) < it.batch_size:
+            item = buffer.popleft()
+            if type(item) is int:
+                finished.append(item)
+            else:
+                entries.append(cast(Entry, item))
+        # Report a segment as finished as soon as its last entry has been sent.
+        while buffer and type(buffer[0]) is int:
+            finished.append(cast(int, buffer.popleft()))
+        it.buffered_entries -= len(entries)
+        return resp.iteration_next(request.message_id, request.version, finished, entries, it.with_metadata)
+
+    def _iteration_end(self, request: m.Request) -> bytes:
+        iteration_id = cast(m.IterationEndRequest, request).iteration_id
+        if self._iterations.pop(iteration_id, None) is None:
+            return resp.invalid_iteration(request.message_id, op.ITERATION_END)
+        return resp.status_only(request.message_id, op.ITERATION_END, op.SUCCESS)

@@ -1,0 +1,234 @@
+"""Decoded Hot Rod requests and the codec's other events.
+
+Every request carries the header fields a response needs (``message_id``, ``version``)
+and those an operation needs (``cache``, ``flags``, the value media type). Expirations
+are already converted to the cache API's terms: milliseconds, ``None`` = cache default,
+``-1`` = never. Fields are positional in header order so the codec can build them fast.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import ClassVar
+
+from gridactor.protocols.hotrod import operations as op
+
+
+class Sentinel(enum.Enum):
+    NEED_DATA = "need-data"
+    CLOSED = "closed"
+
+
+NEED_DATA = Sentinel.NEED_DATA
+"""More bytes are needed before the next event."""
+CLOSED = Sentinel.CLOSED
+"""The peer closed its side and every complete request has been returned."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestError:
+    """A request the codec rejected; answer with an error response (opcode 0x50).
+
+    ``close``: the stream cannot be resynchronised, close after answering.
+    ``message_id`` is 0 when it could not be read (bad magic).
+    """
+
+    message_id: int
+    version: int
+    status: int
+    text: str
+    close: bool = False
+    opcode: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    message_id: int
+    version: int
+    cache: str
+    flags: int
+    key_type: str  # "" = none given
+    value_type: str  # "" = none given; stored as the entry's media type on writes
+
+    OPCODE: ClassVar[int] = 0
+
+    @property
+    def opcode(self) -> int:
+        return self.OPCODE
+
+    @property
+    def force_return_value(self) -> bool:
+        return bool(self.flags & op.FORCE_RETURN_VALUE)
+
+
+@dataclass(frozen=True, slots=True)
+class PingRequest(Request):
+    OPCODE: ClassVar[int] = op.PING
+
+
+@dataclass(frozen=True, slots=True)
+class GetRequest(Request):
+    key: bytes
+    OPCODE: ClassVar[int] = op.GET
+
+
+@dataclass(frozen=True, slots=True)
+class GetWithVersionRequest(Request):
+    key: bytes
+    OPCODE: ClassVar[int] = op.GET_WITH_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class GetWithMetadataRequest(Request):
+    key: bytes
+    OPCODE: ClassVar[int] = op.GET_WITH_METADATA
+
+
+@dataclass(frozen=True, slots=True)
+class ContainsKeyRequest(Request):
+    key: bytes
+    OPCODE: ClassVar[int] = op.CONTAINS_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class PutRequest(Request):
+    key: bytes
+    value: bytes
+    lifespan_ms: int | None
+    max_idle_ms: int | None
+    OPCODE: ClassVar[int] = op.PUT
+
+
+@dataclass(frozen=True, slots=True)
+class PutIfAbsentRequest(Request):
+    key: bytes
+    value: bytes
+    lifespan_ms: int | None
+    max_idle_ms: int | None
+    OPCODE: ClassVar[int] = op.PUT_IF_ABSENT
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceRequest(Request):
+    key: bytes
+    value: bytes
+    lifespan_ms: int | None
+    max_idle_ms: int | None
+    OPCODE: ClassVar[int] = op.REPLACE
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceIfUnmodifiedRequest(Request):
+    key: bytes
+    value: bytes
+    lifespan_ms: int | None
+    max_idle_ms: int | None
+    entry_version: int
+    OPCODE: ClassVar[int] = op.REPLACE_IF_UNMODIFIED
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveRequest(Request):
+    key: bytes
+    OPCODE: ClassVar[int] = op.REMOVE
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveIfUnmodifiedRequest(Request):
+    key: bytes
+    entry_version: int
+    OPCODE: ClassVar[int] = op.REMOVE_IF_UNMODIFIED
+
+
+@dataclass(frozen=True, slots=True)
+class ClearRequest(Request):
+    OPCODE: ClassVar[int] = op.CLEAR
+
+
+@dataclass(frozen=True, slots=True)
+class SizeRequest(Request):
+    OPCODE: ClassVar[int] = op.SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRequest(Request):
+    OPCODE: ClassVar[int] = op.STATS
+
+
+@dataclass(frozen=True, slots=True)
+class PutAllRequest(Request):
+    entries: tuple[tuple[bytes, bytes], ...]
+    lifespan_ms: int | None
+    max_idle_ms: int | None
+    OPCODE: ClassVar[int] = op.PUT_ALL
+
+
+@dataclass(frozen=True, slots=True)
+class GetAllRequest(Request):
+    keys: tuple[bytes, ...]
+    OPCODE: ClassVar[int] = op.GET_ALL
+
+
+@dataclass(frozen=True, slots=True)
+class BulkGetRequest(Request):
+    max_entries: int  # 0 = all
+    OPCODE: ClassVar[int] = op.BULK_GET
+
+
+@dataclass(frozen=True, slots=True)
+class BulkGetKeysRequest(Request):
+    scope: int
+    OPCODE: ClassVar[int] = op.BULK_GET_KEYS
+
+
+@dataclass(frozen=True, slots=True)
+class IterationStartRequest(Request):
+    segments: tuple[int, ...] | None  # None = every segment
+    filter_factory: str | None
+    filter_params: tuple[bytes, ...]
+    batch_size: int
+    with_metadata: bool
+    OPCODE: ClassVar[int] = op.ITERATION_START
+
+
+@dataclass(frozen=True, slots=True)
+class IterationNextRequest(Request):
+    iteration_id: str
+    OPCODE: ClassVar[int] = op.ITERATION_NEXT
+
+
+@dataclass(frozen=True, slots=True)
+class IterationEndRequest(Request):
+    iteration_id: str
+    OPCODE: ClassVar[int] = op.ITERATION_END
+
+
+@dataclass(frozen=True, slots=True)
+class AuthMechListRequest(Request):
+    OPCODE: ClassVar[int] = op.AUTH_MECH_LIST
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequest(Request):
+    mech: str
+    response: bytes
+    OPCODE: ClassVar[int] = op.AUTH
+
+
+@dataclass(frozen=True, slots=True)
+class UnsupportedRequest(Request):
+    """A known operation (body fully read) that gridactor does not implement."""
+
+    request_opcode: int
+
+    @property
+    def opcode(self) -> int:
+        return self.request_opcode
+
+    @property
+    def name(self) -> str:
+        return op.OPERATION_NAMES.get(self.request_opcode, f"0x{self.request_opcode:02X}")
+
+
+Event = Request | RequestError | Sentinel
