@@ -213,7 +213,9 @@ class SegmentEntries:
 #   PutAll -> None                 GetAll -> dict[bytes, Entry]
 #   Clear -> None                  Size -> int          Stats -> CacheStatistics
 #   ScanSegments -> list[SegmentEntries] (ordered by segment)
-CacheResult = Entry | None | bool | WriteResult | dict[bytes, Entry] | int | CacheStatistics | list[SegmentEntries]
+CacheResult = (
+    Entry | None | bool | WriteResult | dict[bytes, Entry] | int | CacheStatistics | list[SegmentEntries]
+)
 
 
 class CacheService(Protocol):

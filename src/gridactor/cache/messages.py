@@ -1,0 +1,430 @@
+"""The shard IPC: typed messages, compact op/result tuples, and the shard-side executor.
+
+Every frame (see :mod:`gridactor.runtime.framing`) carries one message, a msgpack array
+whose first element is a small tag. Nothing is pickled: each type converts itself to and
+from plain tuples explicitly, so a broken or hostile peer can at worst send a malformed
+tuple (-> :class:`ProtocolViolation`), never code.
+
+Hot path shapes (kept flat because msgpack allocates per nested array):
+
+* request item: ``(rid, cache, op_tag, *op_fields)``
+* replies: one flat list ``rid, status, payload, rid, status, payload, ...`` where status
+  ``0`` = ok (payload is the encoded result) and ``1`` = error (payload is
+  ``(code, type, message, cache)``).
+
+Control operations (define / drop a cache) travel as request items too, so they are
+ordered with data operations on the same channel and answered like them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from gridactor.cache.api import (
+    CacheOp,
+    CacheResult,
+    CacheSettings,
+    CacheStatistics,
+    Clear,
+    ContainsKey,
+    Entry,
+    Get,
+    GetAll,
+    Put,
+    PutAll,
+    PutIfAbsent,
+    Remove,
+    RemoveIfUnmodified,
+    Replace,
+    ReplaceIfUnmodified,
+    ScanSegments,
+    SegmentEntries,
+    Size,
+    Stats,
+    WriteResult,
+)
+from gridactor.cache.store import ShardStore
+from gridactor.errors import (
+    CacheExistsError,
+    CacheNotFoundError,
+    GridError,
+    InvalidRequestError,
+    ServerStoppingError,
+    ShardUnavailableError,
+)
+
+log = logging.getLogger("gridactor.cache.shard")
+
+# message tags
+MSG_HELLO: Final = 1
+MSG_REQUESTS: Final = 2
+MSG_REPLIES: Final = 3
+MSG_SHUTDOWN: Final = 4
+
+# op tags
+OP_GET: Final = 1
+OP_CONTAINS: Final = 2
+OP_PUT: Final = 3
+OP_PUT_IF_ABSENT: Final = 4
+OP_REPLACE: Final = 5
+OP_REPLACE_IF: Final = 6
+OP_REMOVE: Final = 7
+OP_REMOVE_IF: Final = 8
+OP_PUT_ALL: Final = 9
+OP_GET_ALL: Final = 10
+OP_CLEAR: Final = 11
+OP_SIZE: Final = 12
+OP_STATS: Final = 13
+OP_SCAN: Final = 14
+OP_DEFINE_CACHE: Final = 20
+OP_DROP_CACHE: Final = 21
+
+STATUS_OK: Final = 0
+STATUS_ERROR: Final = 1
+
+# Decoded IPC data is untyped by nature; handlers validate by use (a bad item fails alone).
+Item = tuple[Any, ...]
+
+
+class ProtocolViolation(GridError):
+    """A well-framed message that is not a valid shard IPC message."""
+
+
+class RemoteShardError(GridError):
+    """A failure inside a shard process that has no local error class (boxed, as tractor does)."""
+
+    def __init__(self, boxed_type: str, message: str, code: int = 0x85) -> None:
+        super().__init__(f"{boxed_type}: {message}")
+        self.boxed_type = boxed_type
+        self.hotrod_status = code
+
+
+# ---------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First message of a shard process: who it is. The parent checks index and count."""
+
+    shard_index: int
+    shard_count: int
+    pid: int
+    epoch: int
+
+    def to_wire(self) -> tuple[object, ...]:
+        return (MSG_HELLO, self.shard_index, self.shard_count, self.pid, self.epoch)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestBatch:
+    """Many request items, one frame."""
+
+    items: Sequence[Item]
+
+    def to_wire(self) -> tuple[object, ...]:
+        return (MSG_REQUESTS, self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyBatch:
+    """Replies as a flat ``rid, status, payload`` sequence."""
+
+    flat: Sequence[object]
+
+    def to_wire(self) -> tuple[object, ...]:
+        return (MSG_REPLIES, self.flat)
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    def to_wire(self) -> tuple[object, ...]:
+        return (MSG_SHUTDOWN,)
+
+
+@dataclass(frozen=True, slots=True)
+class DefineCache:
+    settings: CacheSettings
+
+    def to_item(self, rid: int) -> Item:
+        s = self.settings
+        return (
+            rid, s.name, OP_DEFINE_CACHE, s.mode, s.lifespan_ms, s.max_idle_ms, s.max_count, s.statistics,
+            s.key_media_type, s.value_media_type,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DropCache:
+    name: str
+
+    def to_item(self, rid: int) -> Item:
+        return (rid, self.name, OP_DROP_CACHE)
+
+
+Message = Hello | RequestBatch | ReplyBatch | Shutdown
+
+
+def parse_message(obj: object) -> Message:
+    """The typed message for a decoded frame body. Raises ProtocolViolation."""
+    if not isinstance(obj, tuple) or not obj:
+        raise ProtocolViolation(f"message is not a tagged array: {type(obj).__name__}")
+    tag = obj[0]
+    try:
+        if tag == MSG_REQUESTS:
+            items = obj[1]
+            if not isinstance(items, tuple):
+                raise ProtocolViolation("request batch without items")
+            return RequestBatch(items)
+        if tag == MSG_REPLIES:
+            flat = obj[1]
+            if not isinstance(flat, tuple) or len(flat) % 3:
+                raise ProtocolViolation("reply batch is not rid/status/payload triples")
+            return ReplyBatch(flat)
+        if tag == MSG_HELLO:
+            _, index, count, pid, epoch = obj
+            if not all(isinstance(x, int) for x in (index, count, pid, epoch)):
+                raise ProtocolViolation("hello fields must be integers")
+            return Hello(index, count, pid, epoch)
+        if tag == MSG_SHUTDOWN:
+            return Shutdown()
+    except (ValueError, IndexError) as e:
+        raise ProtocolViolation(f"malformed message with tag {tag!r}: {e}") from None
+    raise ProtocolViolation(f"unknown message tag {tag!r}")
+
+
+def settings_from_item(item: Item) -> CacheSettings:
+    _, name, _, mode, lifespan, max_idle, max_count, statistics, kmt, vmt = item
+    return CacheSettings(
+        name=str(name), mode=str(mode), lifespan_ms=int(lifespan), max_idle_ms=int(max_idle),
+        max_count=int(max_count),
+        statistics=bool(statistics), key_media_type=str(kmt), value_media_type=str(vmt),
+    )
+
+
+# ---------------------------------------------------------------- parent side: ops out, results in
+
+
+OP_TAGS: Final[dict[type, int]] = {
+    Get: OP_GET, ContainsKey: OP_CONTAINS, Put: OP_PUT, PutIfAbsent: OP_PUT_IF_ABSENT, Replace: OP_REPLACE,
+    ReplaceIfUnmodified: OP_REPLACE_IF, Remove: OP_REMOVE, RemoveIfUnmodified: OP_REMOVE_IF,
+    PutAll: OP_PUT_ALL, GetAll: OP_GET_ALL, Clear: OP_CLEAR, Size: OP_SIZE, Stats: OP_STATS,
+    ScanSegments: OP_SCAN,
+}
+
+
+def encode_op(rid: int, cache: str, op: CacheOp) -> Item:
+    """The request item for one op (multi-key ops are split by the router beforehand)."""
+    if isinstance(op, (Get, ContainsKey, Remove)):
+        return (rid, cache, OP_TAGS[type(op)], op.key)
+    if isinstance(op, (Put, PutIfAbsent, Replace)):
+        return (
+            rid, cache, OP_TAGS[type(op)], op.key, op.value, op.lifespan_ms, op.max_idle_ms, op.media_type
+        )
+    if isinstance(op, ReplaceIfUnmodified):
+        return (rid, cache, OP_REPLACE_IF, op.key, op.value, op.version, op.lifespan_ms, op.max_idle_ms,
+                op.media_type)
+    if isinstance(op, RemoveIfUnmodified):
+        return (rid, cache, OP_REMOVE_IF, op.key, op.version)
+    if isinstance(op, PutAll):
+        return (rid, cache, OP_PUT_ALL, op.entries, op.lifespan_ms, op.max_idle_ms, op.media_type)
+    if isinstance(op, GetAll):
+        return (rid, cache, OP_GET_ALL, op.keys)
+    if isinstance(op, ScanSegments):
+        return (rid, cache, OP_SCAN, op.segments)
+    return (rid, cache, OP_TAGS[type(op)])  # Clear, Size, Stats
+
+
+def entry_to_wire(e: Entry) -> tuple[object, ...]:
+    return (
+        e.key, e.value, e.media_type, e.version, e.created_ms, e.last_used_ms, e.lifespan_ms, e.max_idle_ms
+    )
+
+
+def entry_from_wire(t: Any) -> Entry:
+    return Entry(*t)
+
+
+def _dec_entry(p: Any) -> CacheResult:
+    return None if p is None else Entry(*p)
+
+
+def _dec_write(p: Any) -> CacheResult:
+    done, prev = p
+    return WriteResult(done, None if prev is None else Entry(*prev))
+
+
+def _dec_plain(p: Any) -> CacheResult:
+    result: CacheResult = p
+    return result
+
+
+def _dec_get_all(p: Any) -> CacheResult:
+    out: dict[bytes, Entry] = {}
+    for t in p:
+        e = Entry(*t)
+        out[e.key] = e
+    return out
+
+
+def _dec_stats(p: Any) -> CacheResult:
+    return CacheStatistics(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], dict(p[9]))
+
+
+def _dec_scan(p: Any) -> CacheResult:
+    return [SegmentEntries(s, tuple(Entry(*t) for t in es)) for s, es in p]
+
+
+RESULT_DECODERS: Final[dict[int, Callable[[Any], CacheResult]]] = {
+    OP_GET: _dec_entry, OP_CONTAINS: _dec_plain, OP_PUT: _dec_write, OP_PUT_IF_ABSENT: _dec_write,
+    OP_REPLACE: _dec_write, OP_REPLACE_IF: _dec_write, OP_REMOVE: _dec_write, OP_REMOVE_IF: _dec_write,
+    OP_PUT_ALL: _dec_plain, OP_GET_ALL: _dec_get_all, OP_CLEAR: _dec_plain, OP_SIZE: _dec_plain,
+    OP_STATS: _dec_stats, OP_SCAN: _dec_scan, OP_DEFINE_CACHE: _dec_plain, OP_DROP_CACHE: _dec_plain,
+}
+
+
+def error_to_wire(e: BaseException) -> tuple[object, ...]:
+    cache = getattr(e, "cache", "")
+    code = getattr(e, "hotrod_status", 0x85)
+    message = e.message if isinstance(e, GridError) else str(e)
+    return (code, type(e).__name__, message, cache if isinstance(cache, str) else "")
+
+
+_LOCAL_ERRORS: Final[dict[str, Callable[[str], GridError]]] = {
+    "InvalidRequestError": InvalidRequestError,
+    "ShardUnavailableError": ShardUnavailableError,
+    "ServerStoppingError": ServerStoppingError,
+}
+
+
+def error_from_wire(p: Any) -> GridError:
+    """Rebuild a shard's error as the local class when we have one, else boxed."""
+    try:
+        code, kind, message, cache = p
+        kind, message, cache = str(kind), str(message), str(cache)
+    except (TypeError, ValueError):
+        return RemoteShardError("ProtocolViolation", f"malformed error payload {p!r}")
+    if kind == "CacheNotFoundError":
+        return CacheNotFoundError(cache)
+    if kind == "CacheExistsError":
+        return CacheExistsError(cache)
+    make = _LOCAL_ERRORS.get(kind)
+    if make is not None:
+        return make(message)
+    return RemoteShardError(kind, message, code if isinstance(code, int) else 0x85)
+
+
+# ---------------------------------------------------------------- shard side: items in, replies out
+
+
+def _r_get(s: ShardStore, c: str, it: Item, now: int) -> object:
+    e = s.get(c, it[3], now)
+    return None if e is None else (
+        e.key, e.value, e.media_type, e.version, e.created_ms, e.last_used_ms, e.lifespan_ms, e.max_idle_ms
+    )
+
+
+def _wr(r: tuple[bool, Entry | None]) -> object:
+    e = r[1]
+    return (r[0], None if e is None else (
+        e.key, e.value, e.media_type, e.version, e.created_ms, e.last_used_ms, e.lifespan_ms, e.max_idle_ms
+    ))
+
+
+def _r_contains(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return s.contains_key(c, it[3], now)
+
+
+def _r_put(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return _wr(s.put(c, it[3], it[4], it[5], it[6], it[7], now))
+
+
+def _r_put_if_absent(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return _wr(s.put_if_absent(c, it[3], it[4], it[5], it[6], it[7], now))
+
+
+def _r_replace(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return _wr(s.replace(c, it[3], it[4], it[5], it[6], it[7], now))
+
+
+def _r_replace_if(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return _wr(s.replace_if_unmodified(c, it[3], it[4], it[5], it[6], it[7], it[8], now))
+
+
+def _r_remove(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return _wr(s.remove(c, it[3], now))
+
+
+def _r_remove_if(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return _wr(s.remove_if_unmodified(c, it[3], it[4], now))
+
+
+def _r_put_all(s: ShardStore, c: str, it: Item, now: int) -> object:
+    s.put_all(c, it[3], it[4], it[5], it[6], now)
+    return None
+
+
+def _r_get_all(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return [entry_to_wire(e) for e in s.get_all(c, it[3], now).values()]
+
+
+def _r_clear(s: ShardStore, c: str, it: Item, now: int) -> object:
+    s.clear(c)
+    return None
+
+
+def _r_size(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return s.size(c, now)
+
+
+def _r_stats(s: ShardStore, c: str, it: Item, now: int) -> object:
+    st = s.stats(c, now)
+    return (
+        st.time_since_start_s, st.current_entries, st.stores, st.retrievals, st.hits, st.misses,
+        st.remove_hits, st.remove_misses, st.evictions, st.extra,
+    )
+
+
+def _r_scan(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return [
+        (se.segment, [entry_to_wire(e) for e in se.entries])
+        for se in s.scan_segments(c, it[3], now)
+    ]
+
+
+def _r_define(s: ShardStore, c: str, it: Item, now: int) -> object:
+    s.define_cache(settings_from_item(it))
+    return None
+
+
+def _r_drop(s: ShardStore, c: str, it: Item, now: int) -> object:
+    s.drop_cache(c)
+    return None
+
+
+SHARD_HANDLERS: Final[dict[int, Callable[[ShardStore, str, Item, int], object]]] = {
+    OP_GET: _r_get, OP_CONTAINS: _r_contains, OP_PUT: _r_put, OP_PUT_IF_ABSENT: _r_put_if_absent,
+    OP_REPLACE: _r_replace, OP_REPLACE_IF: _r_replace_if, OP_REMOVE: _r_remove, OP_REMOVE_IF: _r_remove_if,
+    OP_PUT_ALL: _r_put_all, OP_GET_ALL: _r_get_all, OP_CLEAR: _r_clear, OP_SIZE: _r_size,
+    OP_STATS: _r_stats, OP_SCAN: _r_scan, OP_DEFINE_CACHE: _r_define, OP_DROP_CACHE: _r_drop,
+}
+
+
+def execute_items(store: ShardStore, items: Sequence[Item], now: int, out: list[object]) -> None:
+    """Run every request item in order, appending ``rid, status, payload`` to ``out``.
+
+    One failing item never stops the others: its error becomes its reply.
+    """
+    handlers = SHARD_HANDLERS
+    for it in items:
+        rid: object = None
+        try:
+            rid = it[0]
+            out += (rid, STATUS_OK, handlers[it[2]](store, it[1], it, now))
+        except GridError as e:
+            out += (rid, STATUS_ERROR, error_to_wire(e))
+        except Exception as e:  # a malformed item or a bug: answer it, keep serving the rest
+            log.exception("shard %d: request item %r failed", store.shard_index, it[:3])
+            out += (rid, STATUS_ERROR, error_to_wire(e))

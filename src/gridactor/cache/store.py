@@ -1,0 +1,541 @@
+"""The entries of one shard: a pure, synchronous store (no I/O, no trio).
+
+Theory of operation
+-------------------
+A shard owns the segments ``s`` with ``s % shard_count == shard_index``. For every cache
+it keeps one dict per segment (key -> :class:`Entry`), so a segment can be scanned or
+dropped without touching the others.
+
+*Expiration.* An entry expires ``lifespan_ms`` after its last write or ``max_idle_ms``
+after its last use, whichever comes first (``INFINITE`` = never). Expired entries are
+invisible at once, removed lazily when a lookup meets them, and swept in bulk by
+:meth:`ShardStore.purge_expired` (the shard process calls it periodically). Only caches
+that hold mortal entries are swept, which is why each cache counts them.
+
+*Eviction.* A cache with ``max_count >= 0`` gets this shard's share of it and an LRU
+order (an ``OrderedDict`` key -> segment: O(1) touch and O(1) pop of the oldest).
+Unbounded caches skip the LRU bookkeeping entirely, which is the common, fast case.
+
+*Versions.* Every write gets a fresh 63-bit version: a random per-process epoch in the
+high bits and a counter in the low bits, so a restarted shard (new epoch) never hands
+out a version an old client may still hold. The counter steps by ``shard_count`` from
+``shard_index`` so shards of one pool never collide even if their epochs did.
+
+The primitive methods (:meth:`ShardStore.get`, :meth:`ShardStore.put`, ...) take plain
+arguments so that the shard process can call them straight from decoded IPC tuples;
+:meth:`ShardStore.apply` is the typed entry point over :mod:`gridactor.cache.api` ops.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from gridactor.cache.api import (
+    INFINITE,
+    SEGMENTS,
+    CacheOp,
+    CacheResult,
+    CacheSettings,
+    CacheStatistics,
+    Clear,
+    ContainsKey,
+    Entry,
+    Get,
+    GetAll,
+    Put,
+    PutAll,
+    PutIfAbsent,
+    Remove,
+    RemoveIfUnmodified,
+    Replace,
+    ReplaceIfUnmodified,
+    ScanSegments,
+    SegmentEntries,
+    Size,
+    Stats,
+    WriteResult,
+    segment_of,
+)
+from gridactor.errors import CacheExistsError, CacheNotFoundError, InvalidRequestError
+
+Clock = Callable[[], int]
+
+_EPOCH_SHIFT = 40
+_COUNTER_MASK = (1 << _EPOCH_SHIFT) - 1
+
+
+def wall_clock_ms() -> int:
+    """Epoch milliseconds (the default clock)."""
+    return time.time_ns() // 1_000_000
+
+
+def shard_share(max_count: int, shard_index: int, shard_count: int) -> int:
+    """This shard's part of a cache-wide ``max_count`` (-1 stays unbounded)."""
+    if max_count < 0:
+        return -1
+    return max_count // shard_count + (1 if shard_index < max_count % shard_count else 0)
+
+
+def new_epoch() -> int:
+    """A random, non-zero 23-bit epoch: versions stay positive signed 64-bit values."""
+    return (int.from_bytes(os.urandom(3), "big") & 0x7FFFFF) or 1
+
+
+@dataclass(slots=True)
+class _Counters:
+    stores: int = 0
+    retrievals: int = 0
+    hits: int = 0
+    misses: int = 0
+    remove_hits: int = 0
+    remove_misses: int = 0
+    evictions: int = 0
+
+
+class _CacheState:
+    __slots__ = (
+        "counters", "lifespan", "limit", "lru", "max_idle", "mortal", "segments", "settings", "started_ms",
+    )
+
+    def __init__(self, settings: CacheSettings, limit: int, now: int) -> None:
+        self.settings = settings
+        self.lifespan = settings.lifespan_ms if settings.lifespan_ms >= 0 else INFINITE
+        self.max_idle = settings.max_idle_ms if settings.max_idle_ms >= 0 else INFINITE
+        self.segments: list[dict[bytes, Entry]] = [{} for _ in range(SEGMENTS)]
+        self.limit = limit
+        self.lru: OrderedDict[bytes, int] | None = OrderedDict() if limit >= 0 else None
+        self.mortal = 0  # entries with a lifespan or max-idle; 0 means nothing to sweep
+        self.counters = _Counters()
+        self.started_ms = now
+
+
+def _is_mortal(e: Entry) -> bool:
+    return e.lifespan_ms >= 0 or e.max_idle_ms >= 0
+
+
+def _expired(e: Entry, now: int) -> bool:
+    # Same rule as Infinispan's ExpiryHelper: expired strictly after the deadline.
+    if e.lifespan_ms >= 0 and now > e.created_ms + e.lifespan_ms:
+        return True
+    return e.max_idle_ms >= 0 and now > e.last_used_ms + e.max_idle_ms
+
+
+class ShardStore:
+    """All caches' entries for the segments of one shard."""
+
+    def __init__(
+        self,
+        caches: Iterable[CacheSettings] = (),
+        *,
+        shard_index: int = 0,
+        shard_count: int = 1,
+        clock: Clock = wall_clock_ms,
+        epoch: int | None = None,
+    ) -> None:
+        if not 0 <= shard_index < shard_count:
+            raise ValueError(f"shard index {shard_index} out of range for {shard_count} shards")
+        self.shard_index = shard_index
+        self.shard_count = shard_count
+        self.clock = clock
+        self.epoch = new_epoch() if epoch is None else epoch
+        self._next_version = (self.epoch << _EPOCH_SHIFT) | shard_index
+        self._caches: dict[str, _CacheState] = {}
+        self._owned = tuple(s for s in range(SEGMENTS) if s % shard_count == shard_index)
+        for settings in caches:
+            self.define_cache(settings)
+
+    # ------------------------------------------------------------ cache lifecycle
+
+    def define_cache(self, settings: CacheSettings) -> None:
+        if settings.name in self._caches:
+            raise CacheExistsError(settings.name)
+        limit = shard_share(settings.max_count, self.shard_index, self.shard_count)
+        self._caches[settings.name] = _CacheState(settings, limit, self.clock())
+
+    def drop_cache(self, name: str) -> None:
+        if self._caches.pop(name, None) is None:
+            raise CacheNotFoundError(name)
+
+    def cache_names(self) -> list[str]:
+        return sorted(self._caches)
+
+    def has_cache(self, name: str) -> bool:
+        return name in self._caches
+
+    def settings(self, name: str) -> CacheSettings:
+        return self._state(name).settings
+
+    def _state(self, name: str) -> _CacheState:
+        try:
+            return self._caches[name]
+        except KeyError:
+            raise CacheNotFoundError(name) from None
+
+    # ------------------------------------------------------------ internals
+
+    def _version(self) -> int:
+        v = self._next_version
+        # The counter wraps inside its 40 bits rather than spilling into the epoch.
+        low = ((v & _COUNTER_MASK) + self.shard_count) & _COUNTER_MASK
+        self._next_version = (v & ~_COUNTER_MASK) | low
+        return v
+
+    def _lookup(self, cs: _CacheState, seg: dict[bytes, Entry], key: bytes, now: int) -> Entry | None:
+        """The live entry for ``key`` or None; drops it if expired."""
+        e = seg.get(key)
+        if e is None:
+            return None
+        if (e.lifespan_ms >= 0 or e.max_idle_ms >= 0) and _expired(e, now):
+            self._unlink(cs, seg, key, e)
+            return None
+        return e
+
+    def _touch(self, cs: _CacheState, seg: dict[bytes, Entry], e: Entry, now: int) -> Entry:
+        """Record a read: LRU order, and last-used time when max-idle applies."""
+        if cs.lru is not None:
+            cs.lru.move_to_end(e.key)
+        if e.max_idle_ms >= 0 and e.last_used_ms != now:
+            e = Entry(
+                e.key, e.value, e.media_type, e.version, e.created_ms, now, e.lifespan_ms, e.max_idle_ms
+            )
+            seg[e.key] = e
+        return e
+
+    def _unlink(self, cs: _CacheState, seg: dict[bytes, Entry], key: bytes, e: Entry) -> None:
+        del seg[key]
+        if _is_mortal(e):
+            cs.mortal -= 1
+        if cs.lru is not None:
+            cs.lru.pop(key, None)
+
+    def _write(
+        self,
+        cs: _CacheState,
+        seg: dict[bytes, Entry],
+        segment: int,
+        key: bytes,
+        value: bytes,
+        lifespan: int | None,
+        max_idle: int | None,
+        media_type: str,
+        old: Entry | None,
+        now: int,
+    ) -> None:
+        if lifespan is None:
+            lifespan = cs.lifespan
+        elif lifespan < 0:
+            lifespan = INFINITE
+        if max_idle is None:
+            max_idle = cs.max_idle
+        elif max_idle < 0:
+            max_idle = INFINITE
+        e = Entry(key, value, media_type, self._version(), now, now, lifespan, max_idle)
+        seg[key] = e
+        cs.counters.stores += 1
+        if lifespan >= 0 or max_idle >= 0:
+            cs.mortal += 1
+        if old is not None:
+            if _is_mortal(old):
+                cs.mortal -= 1
+            if cs.lru is not None:
+                cs.lru.move_to_end(key)
+            return
+        lru = cs.lru
+        if lru is not None:
+            lru[key] = segment
+            while len(lru) > cs.limit:
+                victim, vseg = lru.popitem(last=False)
+                gone = cs.segments[vseg].pop(victim)
+                if _is_mortal(gone):
+                    cs.mortal -= 1
+                cs.counters.evictions += 1
+
+    # ------------------------------------------------------------ primitive operations
+
+    def get(self, cache: str, key: bytes, now: int) -> Entry | None:
+        cs = self._state(cache)
+        seg = cs.segments[segment_of(key)]
+        e = self._lookup(cs, seg, key, now)
+        c = cs.counters
+        c.retrievals += 1
+        if e is None:
+            c.misses += 1
+            return None
+        c.hits += 1
+        return self._touch(cs, seg, e, now)
+
+    def contains_key(self, cache: str, key: bytes, now: int) -> bool:
+        cs = self._state(cache)
+        seg = cs.segments[segment_of(key)]
+        e = self._lookup(cs, seg, key, now)
+        if e is None:
+            return False
+        self._touch(cs, seg, e, now)
+        return True
+
+    def put(
+        self, cache: str, key: bytes, value: bytes, lifespan: int | None, max_idle: int | None,
+        media_type: str, now: int,
+    ) -> tuple[bool, Entry | None]:
+        cs = self._state(cache)
+        s = segment_of(key)
+        seg = cs.segments[s]
+        old = self._lookup(cs, seg, key, now)
+        self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
+        return True, old
+
+    def put_if_absent(
+        self, cache: str, key: bytes, value: bytes, lifespan: int | None, max_idle: int | None,
+        media_type: str, now: int,
+    ) -> tuple[bool, Entry | None]:
+        cs = self._state(cache)
+        s = segment_of(key)
+        seg = cs.segments[s]
+        old = self._lookup(cs, seg, key, now)
+        if old is not None:
+            return False, self._touch(cs, seg, old, now)
+        self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, None, now)
+        return True, None
+
+    def replace(
+        self, cache: str, key: bytes, value: bytes, lifespan: int | None, max_idle: int | None,
+        media_type: str, now: int,
+    ) -> tuple[bool, Entry | None]:
+        cs = self._state(cache)
+        s = segment_of(key)
+        seg = cs.segments[s]
+        old = self._lookup(cs, seg, key, now)
+        if old is None:
+            return False, None
+        self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
+        return True, old
+
+    def replace_if_unmodified(
+        self, cache: str, key: bytes, value: bytes, version: int, lifespan: int | None,
+        max_idle: int | None, media_type: str, now: int,
+    ) -> tuple[bool, Entry | None]:
+        cs = self._state(cache)
+        s = segment_of(key)
+        seg = cs.segments[s]
+        old = self._lookup(cs, seg, key, now)
+        if old is None:
+            return False, None
+        if old.version != version:
+            return False, self._touch(cs, seg, old, now)
+        self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
+        return True, old
+
+    def remove(self, cache: str, key: bytes, now: int) -> tuple[bool, Entry | None]:
+        cs = self._state(cache)
+        seg = cs.segments[segment_of(key)]
+        old = self._lookup(cs, seg, key, now)
+        if old is None:
+            cs.counters.remove_misses += 1
+            return False, None
+        self._unlink(cs, seg, key, old)
+        cs.counters.remove_hits += 1
+        return True, old
+
+    def remove_if_unmodified(
+        self, cache: str, key: bytes, version: int, now: int
+    ) -> tuple[bool, Entry | None]:
+        cs = self._state(cache)
+        seg = cs.segments[segment_of(key)]
+        old = self._lookup(cs, seg, key, now)
+        if old is None:
+            cs.counters.remove_misses += 1
+            return False, None
+        if old.version != version:
+            return False, self._touch(cs, seg, old, now)
+        self._unlink(cs, seg, key, old)
+        cs.counters.remove_hits += 1
+        return True, old
+
+    def put_all(
+        self, cache: str, entries: Iterable[Sequence[bytes]], lifespan: int | None, max_idle: int | None,
+        media_type: str, now: int,
+    ) -> None:
+        cs = self._state(cache)
+        for key, value in entries:
+            s = segment_of(key)
+            seg = cs.segments[s]
+            old = self._lookup(cs, seg, key, now)
+            self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
+
+    def get_all(self, cache: str, keys: Iterable[bytes], now: int) -> dict[bytes, Entry]:
+        cs = self._state(cache)
+        c = cs.counters
+        out: dict[bytes, Entry] = {}
+        for key in keys:
+            seg = cs.segments[segment_of(key)]
+            e = self._lookup(cs, seg, key, now)
+            c.retrievals += 1
+            if e is None:
+                c.misses += 1
+            else:
+                c.hits += 1
+                out[key] = self._touch(cs, seg, e, now)
+        return out
+
+    def clear(self, cache: str) -> None:
+        cs = self._state(cache)
+        for seg in cs.segments:
+            seg.clear()
+        if cs.lru is not None:
+            cs.lru.clear()
+        cs.mortal = 0
+
+    def size(self, cache: str, now: int) -> int:
+        cs = self._state(cache)
+        if cs.mortal:
+            self._purge_cache(cs, now)
+        return sum(map(len, cs.segments))
+
+    def stats(self, cache: str, now: int) -> CacheStatistics:
+        cs = self._state(cache)
+        entries = self.size(cache, now)
+        since = max(0, (now - cs.started_ms) // 1000)
+        if not cs.settings.statistics:
+            return CacheStatistics(time_since_start_s=since, current_entries=entries)
+        c = cs.counters
+        return CacheStatistics(
+            time_since_start_s=since,
+            current_entries=entries,
+            stores=c.stores,
+            retrievals=c.retrievals,
+            hits=c.hits,
+            misses=c.misses,
+            remove_hits=c.remove_hits,
+            remove_misses=c.remove_misses,
+            evictions=c.evictions,
+        )
+
+    def scan_segments(self, cache: str, segments: Sequence[int], now: int) -> list[SegmentEntries]:
+        """Live entries of the requested segments this shard owns (all owned when empty)."""
+        cs = self._state(cache)
+        if segments:
+            for s in segments:
+                if not 0 <= s < SEGMENTS:
+                    raise InvalidRequestError(f"segment {s} out of range 0..{SEGMENTS - 1}")
+            n, i = self.shard_count, self.shard_index
+            wanted: Iterable[int] = sorted({s for s in segments if s % n == i})
+        else:
+            wanted = self._owned
+        out: list[SegmentEntries] = []
+        for s in wanted:
+            seg = cs.segments[s]
+            if cs.mortal:
+                self._purge_segment(cs, seg, now)
+            out.append(SegmentEntries(s, tuple(seg.values())))
+        return out
+
+    # ------------------------------------------------------------ expiration sweep
+
+    def _purge_segment(self, cs: _CacheState, seg: dict[bytes, Entry], now: int) -> int:
+        dead = [k for k, e in seg.items() if (e.lifespan_ms >= 0 or e.max_idle_ms >= 0) and _expired(e, now)]
+        for k in dead:
+            self._unlink(cs, seg, k, seg[k])
+        return len(dead)
+
+    def _purge_cache(self, cs: _CacheState, now: int) -> int:
+        removed = 0
+        for seg in cs.segments:
+            if seg:
+                removed += self._purge_segment(cs, seg, now)
+        return removed
+
+    def purge_expired(self, now: int | None = None) -> int:
+        """Drop every expired entry; returns how many. Caches without mortal entries cost nothing."""
+        if now is None:
+            now = self.clock()
+        removed = 0
+        for cs in self._caches.values():
+            if cs.mortal:
+                removed += self._purge_cache(cs, now)
+        return removed
+
+    # ------------------------------------------------------------ typed entry point
+
+    def apply(self, cache: str, op: CacheOp, now: int | None = None) -> CacheResult:
+        """Run one :mod:`gridactor.cache.api` operation; raises GridError on failure."""
+        if now is None:
+            now = self.clock()
+        return _APPLY[type(op)](self, cache, op, now)
+
+
+def _build_apply() -> dict[type, Callable[[ShardStore, str, CacheOp, int], CacheResult]]:
+    def get(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, Get)
+        return s.get(c, op.key, now)
+
+    def contains(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, ContainsKey)
+        return s.contains_key(c, op.key, now)
+
+    def put(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, Put)
+        return WriteResult(*s.put(c, op.key, op.value, op.lifespan_ms, op.max_idle_ms, op.media_type, now))
+
+    def put_if_absent(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, PutIfAbsent)
+        return WriteResult(
+            *s.put_if_absent(c, op.key, op.value, op.lifespan_ms, op.max_idle_ms, op.media_type, now)
+        )
+
+    def replace(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, Replace)
+        return WriteResult(
+            *s.replace(c, op.key, op.value, op.lifespan_ms, op.max_idle_ms, op.media_type, now)
+        )
+
+    def replace_if(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, ReplaceIfUnmodified)
+        return WriteResult(
+            *s.replace_if_unmodified(
+                c, op.key, op.value, op.version, op.lifespan_ms, op.max_idle_ms, op.media_type, now
+            )
+        )
+
+    def remove(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, Remove)
+        return WriteResult(*s.remove(c, op.key, now))
+
+    def remove_if(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, RemoveIfUnmodified)
+        return WriteResult(*s.remove_if_unmodified(c, op.key, op.version, now))
+
+    def put_all(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, PutAll)
+        s.put_all(c, op.entries, op.lifespan_ms, op.max_idle_ms, op.media_type, now)
+        return None
+
+    def get_all(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, GetAll)
+        return s.get_all(c, op.keys, now)
+
+    def clear(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        s.clear(c)
+        return None
+
+    def size(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        return s.size(c, now)
+
+    def stats(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        return s.stats(c, now)
+
+    def scan(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, ScanSegments)
+        return s.scan_segments(c, op.segments, now)
+
+    return {
+        Get: get, ContainsKey: contains, Put: put, PutIfAbsent: put_if_absent, Replace: replace,
+        ReplaceIfUnmodified: replace_if, Remove: remove, RemoveIfUnmodified: remove_if, PutAll: put_all,
+        GetAll: get_all, Clear: clear, Size: size, Stats: stats, ScanSegments: scan,
+    }
+
+
+_APPLY = _build_apply()
