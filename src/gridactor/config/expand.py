@@ -30,9 +30,7 @@ def _lookup(name: str, properties: Mapping[str, str], environ: Mapping[str, str]
     return environ.get(name)
 
 
-def expand(
-    value: str, properties: Mapping[str, str], environ: Mapping[str, str] | None = None
-) -> str:
+def expand(value: str, properties: Mapping[str, str], environ: Mapping[str, str] | None = None) -> str:
     """Replace every ``${...}`` in ``value``. Raises UnresolvedPropertyError / ValueError."""
     if "${" not in value:
         return value

@@ -23,7 +23,7 @@ from lxml import etree
 from gridactor.config.expand import UnresolvedPropertyError, expand
 from gridactor.errors import ConfigError
 
-__all__ = ["Attrs", "Elem", "Source", "parse_document"]
+__all__ = ["Attrs", "Elem", "Source", "first", "parse_document", "read_file"]
 
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 _XSI_ATTRS = {"schemaLocation", "noNamespaceSchemaLocation"}
@@ -89,9 +89,15 @@ def parse_document(data: bytes, source: Source) -> Elem:
         line = exc.lineno or 1
         msg = exc.msg or str(exc)
         # lxml appends "(line N, column M)"; we already print the line in front.
-        msg = re.sub(r",? \(<string>, line \d+\)$|\s*\(line \d+, column \d+\)$", "", msg)
+        msg = re.sub(r",? line \d+, column \d+$", "", msg)
         raise ConfigError(f"malformed XML: {msg}", file=source.file, line=line) from None
     return Elem(root, source)
+
+
+def first(groups: Mapping[str, list[Elem]], name: str) -> Elem | None:
+    """The only element named ``name`` in a :meth:`Elem.children` result, if any."""
+    found = groups.get(name)
+    return found[0] if found else None
 
 
 def _local(tag: str) -> tuple[str, str]:
@@ -122,13 +128,13 @@ class Attrs:
     def get(self, name: str, default: str | None = None) -> str | None:
         return self._values.get(name, default)
 
-    def str(self, name: str, default: str = "") -> str:
+    def string(self, name: str, default: str = "") -> str:
         return self._values.get(name, default)
 
     def _bad(self, name: str, value: str, what: str) -> ConfigError:
         return self._elem.error(f"attribute '{name}': '{value}' is not {what}")
 
-    def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
+    def integer(self, name: str, default: int, *, minimum: int | None = None) -> int:
         raw = self._values.get(name)
         if raw is None:
             return default
@@ -143,9 +149,9 @@ class Attrs:
     def opt_int(self, name: str, *, minimum: int | None = None) -> int | None:
         if name not in self._values:
             return None
-        return self.int(name, 0, minimum=minimum)
+        return self.integer(name, 0, minimum=minimum)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def boolean(self, name: str, default: bool) -> bool:
         raw = self._values.get(name)
         if raw is None:
             return default
@@ -159,7 +165,7 @@ class Attrs:
     def opt_bool(self, name: str) -> bool | None:
         if name not in self._values:
             return None
-        return self.bool(name, False)
+        return self.boolean(name, False)
 
     def duration_ms(self, name: str, default: int) -> int:
         """Milliseconds; accepts Infinispan's plain numbers and ``5s``/``1m``-style quantities."""
@@ -177,7 +183,7 @@ class Attrs:
             return None
         return self.duration_ms(name, 0)
 
-    def list(self, name: str) -> tuple[str, ...]:
+    def tokens(self, name: str) -> tuple[str, ...]:
         """A whitespace-separated list (XSD ``xs:list``); commas tolerated as separators too."""
         raw = self._values.get(name)
         if raw is None:
@@ -204,7 +210,8 @@ class Elem:
         self._el = el
         self.source = source
         self.ns, self.name = _local(str(el.tag))
-        self.line = el.sourceline or 0
+        line = el.sourceline
+        self.line: int = line if isinstance(line, int) else 0
         self.family = family if family is not None else namespace_family(self.ns)
 
     @property
@@ -243,48 +250,56 @@ class Elem:
         for child in self._el:
             if isinstance(child.tag, str):
                 raise Elem(child, self.source).error(f"unexpected element inside <{self.name}>")
-        return self._expand("".join(self._el.itertext()).strip(), "text")
+        return self._expand("".join(str(t) for t in self._el.itertext()).strip(), "text")
 
-    def children(self, allowed: Mapping[str, bool]) -> dict[str, list[Elem]]:
-        """Child elements grouped by local name. ``allowed`` maps name → may repeat.
+    def ordered_children(
+        self, allowed: Mapping[str, bool], families: Mapping[str, str] | None = None
+    ) -> list[Elem]:
+        """Child elements in document order. ``allowed`` maps name → may repeat.
 
         Unknown names, repeated singletons, text between elements and namespaces outside
-        this subtree's family are errors.
+        this subtree's family are errors. ``families`` names children that switch to
+        another namespace family (``<server>`` inside ``<infinispan>``).
         """
-        self._no_text(self._el.text)
-        groups: dict[str, list[Elem]] = {}
+        self._no_text(self._el.text, self.line)
+        seen: set[str] = set()
+        out: list[Elem] = []
         for child in self._el:
-            self._no_text(child.tail, child.sourceline)
+            tail_line = child.sourceline
+            self._no_text(child.tail, tail_line if isinstance(tail_line, int) else self.line)
             if not isinstance(child.tag, str):
                 continue  # comments and processing instructions
             elem = Elem(child, self.source)
-            if elem.family is None or elem.family != self.family:
-                want = "urn:infinispan:server:*" if self.family == SERVER else "urn:infinispan:config:* or none"
+            family = (families or {}).get(elem.name, self.family)
+            if elem.family is None or elem.family != family:
+                want = "urn:infinispan:server:*" if family == SERVER else "urn:infinispan:config:* or none"
                 raise elem.error(f"unexpected namespace '{elem.ns}' (expected {want})")
             if elem.name not in allowed:
                 raise elem.error(f"unknown element <{elem.name}> inside <{self.name}>")
-            group = groups.setdefault(elem.name, [])
-            if group and not allowed[elem.name]:
+            if elem.name in seen and not allowed[elem.name]:
                 raise elem.error(f"<{elem.name}> may appear only once inside <{self.name}>")
-            group.append(elem)
+            seen.add(elem.name)
+            out.append(elem)
+        return out
+
+    def children(
+        self, allowed: Mapping[str, bool], families: Mapping[str, str] | None = None
+    ) -> dict[str, list[Elem]]:
+        """Like :meth:`ordered_children`, grouped by local name."""
+        groups: dict[str, list[Elem]] = {}
+        for elem in self.ordered_children(allowed, families):
+            groups.setdefault(elem.name, []).append(elem)
         return groups
 
     def all_children(self) -> list[Elem]:
         """Every child element in order, any name (for subtrees kept opaque)."""
         return [Elem(c, self.source) for c in self._el if isinstance(c.tag, str)]
 
-    def ordered_children(self, allowed: Mapping[str, bool]) -> list[Elem]:
-        groups = self.children(allowed)
-        return sorted((e for g in groups.values() for e in g), key=lambda e: e.line)
-
-    def _no_text(self, text: str | None, line: int | None = None) -> None:
+    def _no_text(self, text: str | None, line: int) -> None:
         if text is not None and text.strip():
-            err = self.error(f"unexpected text {text.strip()[:30]!r}")
-            if line:
-                err = ConfigError(
-                    f"unexpected text {text.strip()[:30]!r}", file=self.file, line=line, element=self.name
-                )
-            raise err
+            raise ConfigError(
+                f"unexpected text {text.strip()[:30]!r}", file=self.file, line=line, element=self.name
+            )
 
     def element_only(self) -> None:
         """Assert the element has no children at all (an empty element)."""
@@ -295,4 +310,5 @@ def read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read configuration: {exc.strerror}", file=str(path)) from None
+        # No line to point at, so the file name goes into the message instead of FILE:LINE.
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
