@@ -106,12 +106,7 @@ def test_config_check_names_file_line_and_element(tmp_path: Path) -> None:
 
 
 def test_run_refuses_a_feature_that_is_not_implemented(tmp_path: Path) -> None:
-    config = tmp_path / "ldap.xml"
-    example = ROOT / "tests" / "data" / "spec_examples"
-    candidates = sorted(example.glob("*ldap*.xml")) if example.is_dir() else []
-    if not candidates:
-        pytest.fail("spec LDAP example missing from tests/data/spec_examples")
-    config.write_text(candidates[0].read_text())
+    config = ROOT / "config" / "examples" / "ldap-realm.xml"
     done = gridactor("run", "-c", str(config), "-p", "0")
     assert done.returncode == 1
-    assert "not supported yet: <" in done.stderr
+    assert f"not supported yet: <ldap-realm> ({config}:" in done.stderr

@@ -67,7 +67,7 @@ class FeatureUse:
     line: int
 
     def describe(self) -> str:
-        return f"not supported yet: {self.element} ({self.file}:{self.line})"
+        return f"not supported yet: <{self.element}> ({self.file}:{self.line})"
 
 
 # ---------------------------------------------------------------- paths

@@ -34,7 +34,14 @@ log = logging.getLogger("gridactor.server")
 
 # Features of the configuration model that this build serves. Anything else a
 # configuration uses makes `run` refuse to start (never a feature silently off).
-IMPLEMENTED_FEATURES: frozenset[str] = frozenset()
+IMPLEMENTED_FEATURES: frozenset[str] = frozenset(
+    {
+        # On one node both spread their segments over the shard processes; there is no
+        # second node to own copies, so `owners` and SYNC/ASYNC have nothing to act on.
+        "distributed-cache",
+        "replicated-cache",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -68,7 +75,7 @@ def plan_endpoints(config: ServerConfig, options: RunOptions) -> list[EndpointPl
     plans = []
     for index, endpoint in enumerate(config.endpoints):
         binding = config.socket_bindings.bindings[endpoint.socket_binding]
-        host = options.bind_address or config.binding_address(binding)
+        host = options.bind_address or config.bind_address(endpoint.socket_binding)
         port = binding.port
         if index == 0 and options.port is not None:
             port = options.port
@@ -92,11 +99,8 @@ def plan_endpoints(config: ServerConfig, options: RunOptions) -> list[EndpointPl
 def refuse_unsupported(config: ServerConfig) -> None:
     missing = unsupported_features(config, set(IMPLEMENTED_FEATURES))
     if missing:
-        first = missing[0]
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise ConfigError(
-            f"not supported yet: <{first.element}> ({first.file}:{first.line}){more}",
-        )
+        raise ConfigError(missing[0].describe() + more)
 
 
 class Server:

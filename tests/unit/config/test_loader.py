@@ -115,7 +115,7 @@ def test_unsupported_features(load: Loader) -> None:
     cfg = load(text)
     missing = unsupported_features(cfg, {"properties-realm", "hotrod-authentication", "rest-authentication"})
     assert [f.feature for f in missing] == ["persistence"]
-    assert missing[0].describe() == f"not supported yet: persistence ({cfg.source}:5)"
+    assert missing[0].describe() == f"not supported yet: <persistence> ({cfg.source}:5)"
 
 
 def test_check_missing_files(load: Loader, write: Callable[[str], Path], tmp_path: Path) -> None:
