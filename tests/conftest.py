@@ -70,12 +70,58 @@ def start_server(
     raise AssertionError(f"server did not start in {timeout}s:\n{log_path.read_text()}")
 
 
+NO_AUTH_CONFIG = ROOT / "config" / "examples" / "no-authentication.xml"
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
-    running = start_server(tmp_path)
+    """A server with authentication disabled (spec 4.4), for the data-path tests."""
+    running = start_server(tmp_path, config=NO_AUTH_CONFIG)
     yield running
     code = running.stop()
     assert code == 0, running.log()
+
+
+@dataclass(frozen=True)
+class GridUser:
+    name: str
+    password: str
+    groups: tuple[str, ...] = ()
+
+
+USERS = (
+    GridUser("alice", "alice-Secret1", ("admin",)),
+    GridUser("bob", "bob-Secret2", ("reader",)),
+    GridUser("ключ", "pässwörd-Ω", ("writer",)),
+)
+
+
+def make_server_root(
+    tmp_path: Path,
+    config: Path,
+    users: Sequence[GridUser] = USERS,
+    *,
+    plain_text: bool = False,
+    extra_args: Sequence[str] = (),
+) -> Path:
+    """Copy ``config`` into a fresh folder and create its users with the real `user` CLI."""
+    root = tmp_path / "conf"
+    root.mkdir(exist_ok=True)
+    target = root / "infinispan.xml"
+    if config.resolve() != target.resolve():
+        shutil.copy(config, target)
+    users_file, groups_file = root / "users.properties", root / "groups.properties"
+    users_file.touch()
+    groups_file.touch()
+    for user in users:
+        cmd = [sys.executable, "-m", "gridactor", "user", "create", user.name, "-p", user.password]
+        cmd += ["-f", str(users_file), "-w", str(groups_file), *extra_args]
+        if user.groups:
+            cmd += ["-g", ",".join(user.groups)]
+        if plain_text:
+            cmd.append("--plain-text")
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60, cwd=ROOT)
+    return target
 
 
 def node_available() -> bool:

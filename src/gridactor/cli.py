@@ -1,4 +1,4 @@
-"""The `gridactor` command: `run`, `config check` (and, later, `user …`).
+"""The `gridactor` command: `run`, `config check` and `user …`.
 
 Flags follow Infinispan's ``server.sh`` so that scripts written for it keep working:
 ``-c`` configuration, ``-b`` bind address, ``-p`` port of the default endpoint, ``-o``
@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.add_argument("--strict", action="store_true", help="missing referenced files are errors")
     check.add_argument("-D", dest="properties", action="append", metavar="NAME=VALUE")
+
+    from gridactor.security.user_tool import add_user_subcommands
+
+    add_user_subcommands(commands)
     return parser
 
 
@@ -124,4 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(args)
     if args.command == "config" and args.config_command == "check":
         return cmd_config_check(args)
+    if args.command == "user":
+        from gridactor.security.user_tool import run_user_command
+
+        return run_user_command(args)
     raise AssertionError(f"unhandled command {args.command}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, start_server
+from tests.conftest import NO_AUTH_CONFIG, ROOT, start_server
 from tests.integration.node_client import results, run_node_ops
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ def test_sigterm_with_an_idle_client_stops_within_the_grace_period(tmp_path: Pat
 
 
 def test_a_killed_shard_process_is_restarted(tmp_path: Path) -> None:
-    running = start_server(tmp_path, ["--shards", "2"])
+    running = start_server(tmp_path, ["--shards", "2"], config=NO_AUTH_CONFIG)
     try:
         shard_pids = children_of(running.process.pid)
         assert len(shard_pids) == 2

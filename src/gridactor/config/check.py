@@ -18,6 +18,7 @@ from gridactor.config.model import (
     ServerConfig,
 )
 from gridactor.errors import ConfigError
+from gridactor.security.sasl.policy import filter_mechanisms
 
 __all__ = ["CheckReport", "check_config", "offered_mechanisms"]
 
@@ -42,26 +43,6 @@ _SASL_HASHED = (
     "DIGEST-SHA-384",
     "DIGEST-SHA-256",
 )
-
-_DIGESTS = (
-    "DIGEST-MD5",
-    "DIGEST-SHA",
-    "DIGEST-SHA-256",
-    "DIGEST-SHA-384",
-    "DIGEST-SHA-512",
-    "DIGEST-SHA-512-256",
-)
-# Mechanisms each SASL policy removes (elytron's server factories; SCRAM and GS2 declare
-# none of the weaknesses). This reproduces the spec's 4.3.2.4 example: only GSSAPI survives.
-_POLICY_REMOVES: dict[str, frozenset[str]] = {
-    "no_plain_text": frozenset({"PLAIN", "OAUTHBEARER"}),
-    "no_active": frozenset({"PLAIN", "OAUTHBEARER", "ANONYMOUS", *_DIGESTS}),
-    "no_dictionary": frozenset({"PLAIN", "OAUTHBEARER", "GSSAPI", *_DIGESTS}),
-    "no_anonymous": frozenset({"ANONYMOUS", "EXTERNAL"}),
-    "forward_secrecy": frozenset({"PLAIN", "EXTERNAL", "GSSAPI", "ANONYMOUS", *_DIGESTS}),
-    "pass_credentials": frozenset({"PLAIN", "EXTERNAL", "GSSAPI", "ANONYMOUS", *_DIGESTS}),
-}
-
 
 def _password_realm(realm: SecurityRealmConfig) -> bool:
     """Can the realm hand out password credentials (needed by SCRAM/DIGEST)?"""
@@ -115,9 +96,7 @@ def offered_mechanisms(
             if realm.has_tls:
                 mechs.append("PLAIN" if protocol == "hotrod" else "BASIC")
     if protocol == "hotrod" and policy is not None:
-        for name, removes in _POLICY_REMOVES.items():
-            if getattr(policy, name) is True:
-                mechs = [m for m in mechs if m not in removes]
+        mechs = filter_mechanisms(mechs, policy.enabled())
     return tuple(dict.fromkeys(mechs))
 
 

@@ -402,6 +402,15 @@ class SaslPolicyConfig:
     def anonymous_allowed(self) -> bool:
         return self.no_anonymous is False
 
+    def enabled(self) -> list[str]:
+        """The policies set to true, by their XML names (``no-active`` …)."""
+        return [
+            name.replace("_", "-")
+            for name in ("forward_secrecy", "pass_credentials", "no_plain_text", "no_active", "no_dictionary",
+                         "no_anonymous")
+            if getattr(self, name) is True
+        ]
+
 
 @dataclass(frozen=True, slots=True)
 class SaslConfig:

@@ -30,7 +30,7 @@ log = logging.getLogger("gridactor.realm")
 T = TypeVar("T")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # hashed by identity: it borrows a limiter token
 class _Envelope:
     work: Callable[[], Any]
     done: trio.Event = field(default_factory=trio.Event)
@@ -79,7 +79,9 @@ class RealmActor:
             task_status.started(RealmClient(self))
             async with self._receive:
                 async for envelope in self._receive:
-                    await self._limiter.acquire()
+                    # The token is taken here (so the inbox applies backpressure) and given
+                    # back by the worker task, hence "on behalf of" the envelope.
+                    await self._limiter.acquire_on_behalf_of(envelope)
                     workers.start_soon(self._serve, envelope)
 
     async def _serve(self, envelope: _Envelope) -> None:
@@ -96,7 +98,7 @@ class RealmActor:
             log.error("realm %s failed a request: %s", self.name, type(exc).__name__)
             envelope.error = exc
         finally:
-            self._limiter.release()
+            self._limiter.release_on_behalf_of(envelope)
             envelope.done.set()
 
     async def call(self, work: Callable[[], T]) -> T:

@@ -27,7 +27,10 @@ from gridactor.cache.pool import ShardPool
 from gridactor.config.loader import load_config
 from gridactor.config.model import ServerConfig, unsupported_features
 from gridactor.errors import ConfigError
-from gridactor.server.context import SERVER_VERSION, EndpointContext
+from gridactor.security.realm_actor import RealmActor, RealmClient
+from gridactor.security.realms.base import Realm
+from gridactor.security.setup import build_realm, endpoint_security, realm_is_empty
+from gridactor.server.context import SERVER_VERSION, EndpointContext, Limits
 from gridactor.server.listener import Listener
 
 log = logging.getLogger("gridactor.server")
@@ -40,6 +43,9 @@ IMPLEMENTED_FEATURES: frozenset[str] = frozenset(
         # second node to own copies, so `owners` and SYNC/ASYNC have nothing to act on.
         "distributed-cache",
         "replicated-cache",
+        "properties-realm",
+        "hotrod-authentication",
+        "rest-authentication",
     }
 )
 
@@ -112,6 +118,32 @@ class Server:
         self.listeners: list[Listener] = []
         self._stop = trio.Event()
 
+    async def _start_realms(self, nursery: trio.Nursery) -> dict[str, tuple[Realm, RealmClient]]:
+        """One actor per security realm that an endpoint uses."""
+        used = {
+            name
+            for endpoint in self.config.endpoints
+            for name in (endpoint.hotrod_realm, endpoint.rest_realm)
+            if name is not None
+        }
+        realms: dict[str, tuple[Realm, RealmClient]] = {}
+        for name in sorted(used):
+            realm_config = self.config.realm(name)
+            if realm_config is None:
+                raise ConfigError(f"no security realm named '{name}'", file=str(self.config.source))
+            realm = build_realm(realm_config, str(self.config.source))
+            client = await nursery.start(RealmActor(realm).run)
+            realms[name] = (realm, client)
+            if realm_is_empty(realm):
+                log.warning(
+                    "security realm '%s' has no users yet: nobody can log in. Create the first one with\n"
+                    "    gridactor user create admin -g admin -s ROOT  (or -f USERS_FILE -w GROUPS_FILE)\n"
+                    "  e.g. for this repository's default configuration:\n"
+                    "    .venv/bin/gridactor user create admin -g admin",
+                    name,
+                )
+        return realms
+
     def stop(self) -> None:
         """Begin the staged shutdown (idempotent)."""
         self._stop.set()
@@ -132,11 +164,18 @@ class Server:
                 pool = ShardPool(settings, container.default_cache, shard_count)
                 caches = await nursery.start(pool.run)
                 log.info("%d cache shard processes started", shard_count)
+            realms = await self._start_realms(nursery)
+            limits = Limits()
             ports: list[int] = []
             async with trio.open_nursery() as listening:
-                for plan in plans:
+                for plan, endpoint in zip(plans, self.config.endpoints, strict=True):
+                    security = endpoint_security(
+                        self.config, endpoint, realms, auth_timeout_s=limits.auth_timeout_s
+                    )
                     context = EndpointContext(
                         caches=caches,
+                        limits=limits,
+                        security=security,
                         security_realm=plan.security_realm,
                         hotrod_enabled=plan.hotrod,
                         rest_enabled=plan.rest,

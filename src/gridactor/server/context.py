@@ -7,11 +7,15 @@ A connection never reaches into global state; everything it may use comes throug
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
 from gridactor import __version__
 from gridactor.cache.api import CacheService, CacheSettings
+
+if TYPE_CHECKING:
+    from gridactor.security.endpoint import EndpointSecurity
 
 # Infinispan's own version string is what clients and tools expect to parse.
 SERVER_VERSION = f"gridactor {__version__} (Infinispan 15.1 compatible)"
@@ -43,6 +47,8 @@ class EndpointContext:
     stopping: trio.Event = field(default_factory=trio.Event)
     # Name of the endpoint's security realm; None = authentication disabled (spec §4.4).
     security_realm: str | None = None
+    # How this endpoint authenticates (None with security_realm None: disabled).
+    security: EndpointSecurity | None = None
     hotrod_enabled: bool = True
     rest_enabled: bool = True
     # Hot Rod connector name and REST context path (Infinispan: "rest").

@@ -139,12 +139,15 @@ class Listener:
             self._stats.rejected += 1
             log.debug("TLS ClientHello on a plaintext endpoint: closed")
             return
+        security = self.context.security
+        peer = _peer_host(raw)
         if wire is Wire.HOTROD:
             if not self.context.hotrod_enabled:
                 self._stats.rejected += 1
                 return
             self._stats.hotrod += 1
-            await serve_hotrod(stream, first, self.context)
+            sasl = security.hotrod_authenticator(peer, tls=self.ssl_context is not None) if security else None
+            await serve_hotrod(stream, first, self.context, authenticator=sasl)
             return
         if not self.context.rest_enabled:
             self._stats.rejected += 1
@@ -154,4 +157,13 @@ class Listener:
             self._stats.http2 += 1
         else:
             self._stats.http1 += 1
-        await serve_http(stream, first, self.context, http2=http2)
+        http_auth = security.rest_authenticator(peer) if security else None
+        await serve_http(stream, first, self.context, http2=http2, authenticator=http_auth)
+
+
+def _peer_host(stream: trio.SocketStream) -> str:
+    try:
+        address = stream.socket.getpeername()
+    except OSError:
+        return "unknown"
+    return str(address[0]) if isinstance(address, tuple) else str(address)

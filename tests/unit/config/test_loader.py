@@ -37,18 +37,23 @@ def test_default_config() -> None:
     assert (cc.name, cc.default_cache, cc.statistics) == ("default", "default", True)
     assert cc.caches["default"].settings.mode == "local"
     (ep,) = cfg.endpoints
-    assert ep.security_realm is None
+    # The spec's default (4.3.1): a property realm named "default" next to the config.
+    assert ep.security_realm == "default"
     assert ep.hotrod is not None
     assert ep.rest is not None
     assert cfg.endpoint_address(ep) == ("127.0.0.1", 11222)
-    assert cfg.security_realms == {}
-    assert cfg.features == ()
+    realm = cfg.security_realms["default"].properties_realm
+    assert realm is not None
+    assert realm.user_properties.path == REPO / "config" / "users.properties"
+    features = {f.feature for f in cfg.features}
+    assert features == {"properties-realm", "hotrod-authentication", "rest-authentication"}
     assert cfg.paths.config == (REPO / "config").absolute()
     report = check_config(cfg, strict=True)
     assert report.ok
     assert (
-        "endpoint 'default' at 127.0.0.1:11222, realm (none): hotrod [no authentication], "
-        "rest [no authentication]" in report.summary
+        "endpoint 'default' at 127.0.0.1:11222, realm default: hotrod [SCRAM-SHA-512 SCRAM-SHA-384 "
+        "SCRAM-SHA-256 SCRAM-SHA-1 DIGEST-SHA-512 DIGEST-SHA-384 DIGEST-SHA-256 DIGEST-SHA CRAM-MD5 "
+        "DIGEST-MD5], rest [DIGEST]" in report.summary
     )
 
 

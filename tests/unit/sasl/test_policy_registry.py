@@ -40,13 +40,20 @@ ALL = [
         ("no-plain-text", [m for m in ALL if m not in ("PLAIN", "OAUTHBEARER")]),
         ("no-active", ["GS2-KRB5", "GSSAPI", "EXTERNAL", "SCRAM-SHA-512", "SCRAM-SHA-256"]),
         ("no-dictionary", ["EXTERNAL", "ANONYMOUS"]),
-        ("no-anonymous", [m for m in ALL if m != "ANONYMOUS"]),  # EXTERNAL deliberately kept
+        ("no-anonymous", [m for m in ALL if m not in ("ANONYMOUS", "EXTERNAL")]),
         ("forward-secrecy", []),
         ("pass-credentials", []),
     ],
 )  # fmt: skip
 def test_policy_table(policy: str, survivors: list[str]) -> None:
     assert filter_mechanisms(ALL, [policy]) == survivors
+
+
+def test_the_spec_policy_example_leaves_only_gssapi() -> None:
+    # Spec 4.3.2.4: mechanisms="PLAIN DIGEST-MD5 GSSAPI EXTERNAL" with no-active,
+    # no-anonymous and no-plain-text set: "the Hot Rod connector uses the GSSAPI mechanism".
+    offered = ["PLAIN", "DIGEST-MD5", "GSSAPI", "EXTERNAL"]
+    assert filter_mechanisms(offered, ["no-active", "no-anonymous", "no-plain-text"]) == ["GSSAPI"]
 
 
 def test_policies_combine_and_unknowns_are_handled() -> None:

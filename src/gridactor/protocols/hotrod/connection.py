@@ -14,11 +14,20 @@ import trio
 from gridactor.protocols.hotrod import messages as m
 from gridactor.protocols.hotrod.codec import HotRodServerCodec
 from gridactor.protocols.hotrod.handler import HotRodSession, SaslAuthenticator
+from gridactor.security.sasl.base import SaslError, SaslMechanism
+from gridactor.security.sasl.framing import UnwrapDecoder, wrap_stream
 from gridactor.server.context import EndpointContext
 
 log = logging.getLogger(__name__)
 
 RECEIVE_SIZE = 64 * 1024
+_DEFAULT_LAYER_BUFFER = 16 * 1024 * 1024
+
+
+def negotiated_layer(authenticator: SaslAuthenticator | None) -> SaslMechanism | None:
+    """The mechanism whose security layer (QoP auth-int/auth-conf) now protects the stream."""
+    layer = getattr(authenticator, "security_layer", None)
+    return layer if isinstance(layer, SaslMechanism) else None
 
 
 def drain(codec: HotRodServerCodec) -> tuple[list[m.Request | m.RequestError], bool]:
@@ -68,10 +77,21 @@ async def serve_hotrod(
             nursery.start_soon(interrupt_receive_on_stop)
             if initial:
                 codec.receive_data(initial)
+            # After a SASL exchange that negotiated a security layer, every buffer in both
+            # directions is wrapped (Infinispan's SaslQopHandler framing); the AUTH response
+            # that completes the exchange itself still goes out in the clear.
+            layer: SaslMechanism | None = None
+            unwrapper: UnwrapDecoder | None = None
             while True:
                 batch, finished = drain(codec)
                 if batch:
-                    await stream.send_all(await session.handle_batch(batch))
+                    out = await session.handle_batch(batch)
+                    if layer is not None:
+                        out = wrap_stream(layer, out)
+                    await stream.send_all(out)
+                    if layer is None and (layer := negotiated_layer(authenticator)) is not None:
+                        limit = getattr(layer, "max_receive_size", _DEFAULT_LAYER_BUFFER)
+                        unwrapper = UnwrapDecoder(layer, limit)
                 if finished or stopping.is_set():
                     break
                 data: bytes | bytearray | None = None
@@ -82,6 +102,16 @@ async def serve_hotrod(
                 receive_scope = None
                 if data is None:  # cancelled by shutdown or the idle timeout
                     break
+                if unwrapper is not None:
+                    if not data:
+                        break
+                    try:
+                        data = unwrapper.feed(bytes(data))
+                    except SaslError as exc:
+                        log.info("closing a connection: SASL security layer: %s", exc)
+                        break
+                    if not data:
+                        continue
                 codec.receive_data(data)
             nursery.cancel_scope.cancel()
     except (trio.BrokenResourceError, trio.ClosedResourceError):

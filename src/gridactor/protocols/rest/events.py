@@ -29,6 +29,8 @@ class Request:
     headers: dict[bytes, bytes]  # lower-case name -> value; repeated fields joined with ", "
     body: bytes = b""
     http_version: str = "1.1"
+    # Set by the authentication step (an Identity) for routes that are not anonymous.
+    identity: object | None = None
     _path: bytes | None = field(default=None, repr=False)
     _query: dict[str, list[str]] | None = field(default=None, repr=False)
 

@@ -15,7 +15,10 @@ from gridactor.security.identity import Identity
 
 
 class Realm(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """The ``<security-realm name=…>`` this backend serves."""
+        ...
 
     def refresh(self) -> None:
         """Pick up changes of the backing store (files), keeping the last good state."""

@@ -876,6 +876,30 @@ class PropertiesRealm:
         """Credential kinds present (``clear``, ``digest-md5``, ``scram-sha-256``…)."""
         return self.snapshot.credential_algorithms
 
+    # -- the Realm protocol of the realm actor (gridactor.security.realms.base)
+
+    @property
+    def name(self) -> str:
+        return self.security_realm
+
+    def refresh(self) -> None:
+        """Load on first use, then reload when the files changed (keeping the last good state)."""
+        if self._snapshot is None:
+            self.load()
+        else:
+            self.reload_if_changed()
+
+    def credential_kinds(self) -> frozenset[type]:
+        kinds: set[type] = set()
+        for algorithm in self.credential_algorithms:
+            if algorithm == "clear":
+                kinds.add(creds.ClearPassword)
+            elif algorithm in creds.DIGEST_HASHES:
+                kinds.add(creds.DigestHash)
+            elif algorithm in creds.SCRAM_HASHES:
+                kinds.add(creds.ScramSaltedPassword)
+        return frozenset(kinds)
+
     def supports_mechanism(self, mechanism: str) -> bool:
         """Can any user of this realm log in with ``mechanism`` (SASL or HTTP name)?"""
         name = mechanism.upper().removesuffix("-PLUS")

@@ -20,10 +20,12 @@ Consequences worth knowing:
 * GSSAPI / GS2-KRB5 are treated alike (Elytron's GS2 factory ignores policies): removed
   by ``no-dictionary`` (password-derived Kerberos keys), ``forward-secrecy`` and — as
   Elytron's GSSAPI factory does, and since we implement no delegation — ``pass-credentials``.
-* The exception: Elytron's EXTERNAL factory refuses itself under ``no-anonymous``. EXTERNAL
-  authenticates a certificate identity, which is the opposite of anonymous (RFC 4422
-  App. A), and the docs say ``no-anonymous`` defaults to on, so following the code would
-  silently disable client-certificate authentication. We keep EXTERNAL there.
+* EXTERNAL under ``no-anonymous``: Elytron's EXTERNAL factory refuses itself, and the spec's
+  own example (4.3.2.4: PLAIN DIGEST-MD5 GSSAPI EXTERNAL with no-active, no-anonymous and
+  no-plain-text leaves only GSSAPI) depends on it, so we follow it. The spec also calls
+  ``no-anonymous`` "true by default"; applied literally that would switch client
+  certificates off everywhere, so a policy removes mechanisms only when the configuration
+  sets it (``<policy><no-anonymous value="true"/>`` or ``policy="no-anonymous"``).
 * CRAM-MD5 follows the JDK factory that provides it to Infinispan (Elytron has none):
   it survives only ``no-plain-text`` and ``no-anonymous``.
 * A mechanism this table does not know is removed by every policy (fail closed).
@@ -75,7 +77,7 @@ REMOVED_BY: dict[str, frozenset[str]] = {
     NO_PLAIN_TEXT: frozenset({"PLAIN", "OAUTHBEARER"}),
     NO_ACTIVE: frozenset({"PLAIN", "OAUTHBEARER", "ANONYMOUS", "CRAM-MD5", *_DIGESTS}),
     NO_DICTIONARY: frozenset({"PLAIN", "OAUTHBEARER", "CRAM-MD5", *_DIGESTS, *_SCRAMS, *_KERBEROS}),
-    NO_ANONYMOUS: frozenset({"ANONYMOUS"}),
+    NO_ANONYMOUS: frozenset({"ANONYMOUS", "EXTERNAL"}),
     # Nothing listed offers forward secrecy or delegates credentials.
     FORWARD_SECRECY: KNOWN_MECHANISMS,
     PASS_CREDENTIALS: KNOWN_MECHANISMS,
