@@ -46,6 +46,7 @@ from gridactor.security.sasl.base import (
     Failure,
     NeedCredentials,
     NeedPasswordCheck,
+    RealmRequest,
     SaslMechanism,
     SaslSettings,
     Success,
@@ -115,6 +116,8 @@ class EndpointSecurity:
                 username = outcome.username
                 valid = await self.realm.verify_password(outcome.username, outcome.password)
                 outcome = mechanism.supply_password_check(valid)
+            elif isinstance(outcome, RealmRequest):
+                outcome = mechanism.supply(await self.realm.answer(outcome))
             else:
                 return outcome, username
 
@@ -249,6 +252,12 @@ class RestAuthenticator:
             for name in _DIGEST_BY_ALGORITHM.get(algorithm, ()):
                 if name in offered:
                     return HTTP_MECHANISMS[name]
+            return None
+        # Any other scheme (Bearer, Negotiate…): the offered mechanism that answers it.
+        for name in offered:
+            cls = HTTP_MECHANISMS[name]
+            if scheme is not None and cls.scheme == scheme:
+                return cls
         return None
 
     def _unauthorized(

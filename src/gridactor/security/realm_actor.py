@@ -24,6 +24,7 @@ from gridactor.errors import AuthenticationError
 from gridactor.security.credentials import Credential
 from gridactor.security.identity import Identity
 from gridactor.security.realms.base import Realm
+from gridactor.security.sasl.base import RealmRequest
 
 log = logging.getLogger("gridactor.realm")
 
@@ -135,3 +136,7 @@ class RealmClient:
     async def identity(self, username: str) -> Identity | None:
         realm = self._actor.realm
         return await self._actor.call(lambda: realm.identity(username))
+
+    async def answer(self, request: RealmRequest) -> object:
+        realm = self._actor.realm
+        return await self._actor.call(lambda: realm.answer(request))

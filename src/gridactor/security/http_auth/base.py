@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gridactor.security.credentials import Credential
-from gridactor.security.sasl.base import NeedCredentials, NeedPasswordCheck
+from gridactor.security.sasl.base import NeedCredentials, NeedPasswordCheck, RealmRequest
 
 __all__ = [
     "MAX_AUTHORIZATION_LENGTH",
@@ -32,6 +32,7 @@ __all__ = [
     "HttpSuccess",
     "NeedCredentials",
     "NeedPasswordCheck",
+    "RealmRequest",
     "auth_scheme",
     "header_text",
     "quote",
@@ -57,7 +58,7 @@ class HttpFailure:
     headers: tuple[Header, ...] = ()
 
 
-HttpAuthOutcome = HttpSuccess | HttpFailure | NeedCredentials | NeedPasswordCheck
+HttpAuthOutcome = HttpSuccess | HttpFailure | NeedCredentials | NeedPasswordCheck | RealmRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,10 @@ class HttpMechanism(ABC):
     def supply_password_check(self, valid: bool) -> HttpAuthOutcome:
         """Answer a NeedPasswordCheck."""
         raise NotImplementedError(f"{self.name} never asks for a password check")
+
+    def supply(self, answer: object) -> HttpAuthOutcome:
+        """Answer a RealmRequest (bearer token, client certificate, SPNEGO…)."""
+        raise NotImplementedError(f"{self.name} never asks its realm anything else")
 
     def _fail(self, status: int, reason: str, challenge: Sequence[str] | None = None) -> HttpFailure:
         values = self.challenge() if challenge is None else challenge

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from gridactor.security.credentials import Credential
 from gridactor.security.identity import Identity
+from gridactor.security.sasl.base import RealmRequest
 
 
 class Realm(Protocol):
@@ -39,3 +40,12 @@ class Realm(Protocol):
     def credential_kinds(self) -> frozenset[type]:
         """Credential types this realm can hand out (decides which mechanisms work)."""
         ...
+
+    def answer(self, request: RealmRequest) -> object:
+        """Answer any other mechanism question (tokens, certificates…); runs in a worker
+        thread of the realm actor. Raise ``UnsupportedRealmRequest`` for a kind it lacks."""
+        ...
+
+
+class UnsupportedRealmRequest(Exception):
+    """A mechanism asked a realm for something that kind of realm cannot answer."""

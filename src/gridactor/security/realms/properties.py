@@ -46,6 +46,8 @@ from gridactor.security.credentials import (
     ScramSaltedPassword,
 )
 from gridactor.security.identity import Identity
+from gridactor.security.realms.base import UnsupportedRealmRequest
+from gridactor.security.sasl.base import RealmRequest
 
 log = logging.getLogger(__name__)
 
@@ -888,6 +890,9 @@ class PropertiesRealm:
             self.load()
         else:
             self.reload_if_changed()
+
+    def answer(self, request: RealmRequest) -> object:
+        raise UnsupportedRealmRequest(f"a property realm cannot answer {type(request).__name__}")
 
     def credential_kinds(self) -> frozenset[type]:
         kinds: set[type] = set()

@@ -62,7 +62,18 @@ class NeedPasswordCheck:
         return f"NeedPasswordCheck({self.username!r}, ***)"
 
 
-SaslOutcome = Challenge | Success | Failure | NeedCredentials | NeedPasswordCheck
+class RealmRequest:
+    """Base of any other question a mechanism asks its realm (a token, a certificate, a
+    Kerberos principal…). The realm actor answers it with ``realm.answer(request)`` in a
+    worker thread, and the connection hands the answer back with
+    :meth:`SaslMechanism.supply`. Subclasses are frozen dataclasses defined next to the
+    mechanism that asks them; they must not print secrets in their repr.
+    """
+
+    __slots__ = ()
+
+
+SaslOutcome = Challenge | Success | Failure | NeedCredentials | NeedPasswordCheck | RealmRequest
 
 
 class SaslError(Exception):
@@ -102,6 +113,10 @@ class SaslMechanism(ABC):
     def supply_password_check(self, valid: bool) -> SaslOutcome:
         """Answer a NeedPasswordCheck."""
         raise NotImplementedError(f"{self.name} never asks for a password check")
+
+    def supply(self, answer: object) -> SaslOutcome:
+        """Answer a RealmRequest with what the realm's ``answer`` returned."""
+        raise NotImplementedError(f"{self.name} never asks its realm anything else")
 
     @property
     def negotiated_qop(self) -> str:
