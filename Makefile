@@ -15,9 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install-test: $(VENV)/.installed-test
-$(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+$(VENV)/.installed-test: $(VENV)/.installed scripts/install-test-deps.sh
 	bash scripts/install-test-deps.sh
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,kerberos]'
 	touch $@
 
 run: install

@@ -11,6 +11,13 @@ have curl || need+=(curl)
 if have curl && ! curl --version | grep -q HTTP2; then need+=(curl); fi
 have node || need+=(nodejs)
 have npm || need+=(npm)
+pkg() { dpkg -s "$1" >/dev/null 2>&1 || need+=("$1"); }
+# Kerberos: the KDC and tools for k5test, headers to build python-gssapi.
+pkg krb5-kdc; pkg krb5-admin-server; pkg krb5-user; pkg libkrb5-dev
+# LDAP: a real OpenLDAP server and its tools.
+pkg slapd; pkg ldap-utils
+# TLS scanning, and Cyrus SASL as an independent SASL client.
+pkg sslscan; pkg sasl2-bin; pkg libsasl2-modules
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
