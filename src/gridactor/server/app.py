@@ -27,6 +27,7 @@ from gridactor.cache.pool import ShardPool
 from gridactor.config.loader import load_config
 from gridactor.config.model import ServerConfig, unsupported_features
 from gridactor.errors import ConfigError
+from gridactor.security.authorization import Authorizer, policy_from_config
 from gridactor.security.realm_actor import RealmActor, RealmClient
 from gridactor.security.realms.base import Realm
 from gridactor.security.setup import build_realm, endpoint_security, realm_is_empty
@@ -46,6 +47,12 @@ IMPLEMENTED_FEATURES: frozenset[str] = frozenset(
         "properties-realm",
         "hotrod-authentication",
         "rest-authentication",
+        "authorization",
+        "cache-authorization",
+        "identity-role-mapper",
+        "common-name-role-mapper",
+        "cluster-role-mapper",
+        "custom-role-mapper",
     }
 )
 
@@ -116,6 +123,7 @@ class Server:
         self.config = config
         self.options = options
         self.listeners: list[Listener] = []
+        self.authorizer: Authorizer | None = None
         self._stop = trio.Event()
 
     async def _start_realms(self, nursery: trio.Nursery) -> dict[str, tuple[Realm, RealmClient]]:
@@ -165,6 +173,16 @@ class Server:
                 caches = await nursery.start(pool.run)
                 log.info("%d cache shard processes started", shard_count)
             realms = await self._start_realms(nursery)
+            policy, role_mapper = policy_from_config(container, str(self.config.source))
+            self.authorizer = Authorizer(policy, role_mapper)
+            if policy.enabled:
+                unsecured = sorted(name for name, cache in policy.caches.items() if not cache.secured)
+                if unsecured:
+                    log.warning(
+                        "authorization is on, but these caches have no <authorization/> and are open to "
+                        "every authenticated user: %s",
+                        ", ".join(unsecured),
+                    )
             limits = Limits()
             ports: list[int] = []
             async with trio.open_nursery() as listening:
@@ -176,6 +194,7 @@ class Server:
                         caches=caches,
                         limits=limits,
                         security=security,
+                        authorizer=self.authorizer,
                         security_realm=plan.security_realm,
                         hotrod_enabled=plan.hotrod,
                         rest_enabled=plan.rest,

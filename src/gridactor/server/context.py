@@ -15,6 +15,7 @@ from gridactor import __version__
 from gridactor.cache.api import CacheService, CacheSettings
 
 if TYPE_CHECKING:
+    from gridactor.security.authorization import Authorizer
     from gridactor.security.endpoint import EndpointSecurity
 
 # Infinispan's own version string is what clients and tools expect to parse.
@@ -49,6 +50,8 @@ class EndpointContext:
     security_realm: str | None = None
     # How this endpoint authenticates (None with security_realm None: disabled).
     security: EndpointSecurity | None = None
+    # Permission checks (None: authorization is not configured, nothing is checked).
+    authorizer: Authorizer | None = None
     hotrod_enabled: bool = True
     rest_enabled: bool = True
     # Hot Rod connector name and REST context path (Infinispan: "rest").

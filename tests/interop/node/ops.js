@@ -155,6 +155,33 @@ async function main() {
     await step('execute', () => client.execute('no-such-script', {}));
     await step('after-unsupported', () => client.ping());
   }
+  if (want('matrix')) {
+    // One call per operation, each recorded on its own, for the authorization matrix:
+    // [node operation, Hot Rod opcode it sends]. Destructive ones come last.
+    const k = p + 'm';
+    const calls = [
+      ['get', 0x03, () => client.get(k)],
+      ['containsKey', 0x0f, () => client.containsKey(k)],
+      ['getWithMetadata', 0x1b, async () => (await client.getWithMetadata(k) || {}).value],
+      ['getAll', 0x2f, () => client.getAll([k])],
+      ['size', 0x29, () => client.size()],
+      ['iterator', 0x31, async () => { const it = await client.iterator(10); await it.close(); return 'ok'; }],
+      ['stats', 0x15, async () => typeof (await client.stats())],
+      ['put', 0x01, () => client.put(k, 'matrix')],
+      ['putIfAbsent', 0x05, () => client.putIfAbsent(k + '-new', 'x')],
+      ['replace', 0x07, () => client.replace(k, 'matrix')],
+      ['putAll', 0x2d, () => client.putAll([{ key: k + '-all', value: 'x' }])],
+      ['remove', 0x0b, () => client.remove(k + '-new')],
+      ['clear', 0x13, () => client.clear()],
+    ];
+    for (const [name, opcode, fn] of calls) {
+      try {
+        report.ops.push(['matrix:' + name, { opcode, ok: plain(await fn()) }]);
+      } catch (e) {
+        report.ops.push(['matrix:' + name, { opcode, error: String(e && e.message ? e.message : e) }]);
+      }
+    }
+  }
   if (want('seed')) {
     await step('seed', () => client.put(p + 'shared', 'from-node'));
   }

@@ -372,8 +372,9 @@ async def test_unexpected_exception_is_500_without_details(caplog: pytest.LogCap
         raise RuntimeError("secret detail")
 
     from gridactor.protocols.rest.routes import Invocation
+    from gridactor.security.access import LOGGED_IN
 
-    router = Router([Invocation(frozenset({"GET"}), ("boom",), boom)])
+    router = Router([Invocation(frozenset({"GET"}), ("boom",), boom, None, LOGGED_IN)])
     dispatcher = Dispatcher(ctx, router=router)
     reply = await dispatcher.handle(Request(1, "GET", b"/rest/v2/boom", {}))
     assert reply.status == 500

@@ -48,10 +48,12 @@ from gridactor.cache.api import (
     Stats,
     WriteResult,
 )
-from gridactor.errors import AuthenticationError, GridError
+from gridactor.errors import AuthenticationError, AuthorizationError, GridError
 from gridactor.protocols.hotrod import messages as m
 from gridactor.protocols.hotrod import operations as op
 from gridactor.protocols.hotrod import responses as resp
+from gridactor.security import access
+from gridactor.security.identity import Identity
 from gridactor.server.context import EndpointContext
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,9 @@ class HotRodSession:
         self.caches = ctx.caches
         self.authenticator = authenticator
         self.subject: object | None = None
+        self._authorizer = ctx.authorizer if ctx.authorizer is not None and ctx.authorizer.enabled else None
+        self._masks: dict[str, int] = {}
+        self._mask_generation = -1
         self._iterations: dict[str, _Iteration] = {}
         self._planners: dict[type, Callable[[m.Request], bytes | Step]] = {
             m.PingRequest: self._ping,
@@ -199,6 +204,11 @@ class HotRodSession:
             opcode = request.opcode
             if opcode not in op.ALLOWED_BEFORE_AUTH:
                 return _error(request.message_id, requires_authentication_error(opcode))
+        authorized = self._authorizer is not None and self.subject is not None
+        if authorized and type(request) is not m.UnsupportedRequest:
+            denied = self._authorize(request)
+            if denied is not None:
+                return _error(request.message_id, denied)
         planner = self._planners.get(type(request))
         if planner is None:  # a Request subclass this session does not know
             return _error(request.message_id, _Unsupported(f"Operation 0x{request.opcode:02X} not supported"))
@@ -206,6 +216,34 @@ class HotRodSession:
             return planner(request)
         except GridError as err:
             return _error(request.message_id, err)
+
+    def _authorize(self, request: m.Request) -> AuthorizationError | None:
+        """The denial for ``request``, or None when the subject holds the permission.
+
+        Masks are kept per cache on the connection and dropped when the authorizer's
+        generation moves (roles or mappings changed), so the hot path is a dict lookup.
+        """
+        authorizer = self._authorizer
+        assert authorizer is not None
+        rule = access.hotrod_access(request.opcode)
+        if rule is None:
+            name = op.OPERATION_NAMES.get(request.opcode, f"0x{request.opcode:02X}")
+            return AuthorizationError(f"no access rule for operation {name}: refused")
+        if rule.scope in (access.Scope.ANONYMOUS, access.Scope.AUTHENTICATED):
+            return None
+        if self._mask_generation != authorizer.generation:
+            self._masks.clear()
+            self._mask_generation = authorizer.generation
+        cache = request.cache or self.caches.default_cache() or ""
+        mask = self._masks.get(cache)
+        identity = cast(Identity, self.subject)
+        if mask is None:
+            mask = authorizer.mask(identity, cache if rule.scope is access.Scope.CACHE else None)
+            self._masks[cache] = mask
+        needed = int(rule.permission)
+        if mask & needed == needed:
+            return None
+        return AuthorizationError(authorizer.denial(identity, rule.permission))
 
     async def _run(self, out: list[bytes], pending: list[tuple[int, int, Step]]) -> None:
         """Execute pending steps, round after round, filling their slots in ``out``."""

@@ -54,6 +54,8 @@ from gridactor.cache.api import (
 )
 from gridactor.errors import CacheExistsError, CacheNotFoundError, ConfigError, GridError, InvalidRequestError
 from gridactor.protocols.rest.events import Headers, Request, Response
+from gridactor.security.identity import Identity
+from gridactor.security.permissions import Permission, implies, permission_names
 from gridactor.server.context import EndpointContext
 
 
@@ -363,7 +365,41 @@ async def delete_entry(request: Request, ctx: EndpointContext, params: PathParam
 
 
 async def list_caches(request: Request, ctx: EndpointContext, params: PathParams) -> Response:
-    return json_response(200, sorted(ctx.caches.cache_names()))
+    names = ctx.caches.cache_names()
+    if ctx.authorizer is not None and isinstance(request.identity, Identity):
+        identity = request.identity
+        names = [name for name in names if ctx.authorizer.visible(identity, name)]
+    return json_response(200, sorted(names))
+
+
+def _may(request: Request, ctx: EndpointContext, cache: str | None, permission: Permission) -> bool:
+    """Whether the caller holds ``permission`` (always, when nothing is checked)."""
+    if ctx.authorizer is None or not ctx.authorizer.enabled:
+        return True
+    if not isinstance(request.identity, Identity):
+        return False
+    return implies(ctx.authorizer.mask(request.identity, cache), permission)
+
+
+async def user_acl(request: Request, ctx: EndpointContext, params: PathParams) -> Response:
+    identity = request.identity
+    if not isinstance(identity, Identity):
+        # Authentication disabled: there is no subject to report.
+        return json_response(200, {"subject": [], "global": ["ALL"], "caches": {}})
+    if ctx.authorizer is None:
+        everything = permission_names(int(Permission.ALL))
+        return json_response(200, {
+            "subject": [{"name": identity.name, "type": "NamePrincipal"}],
+            "global": everything,
+            "caches": {name: everything for name in sorted(ctx.caches.cache_names())},
+        })
+    return json_response(200, ctx.authorizer.acl(identity, ctx.caches.cache_names()))
+
+
+async def flush_acl_cache(request: Request, ctx: EndpointContext, params: PathParams) -> Response:
+    if ctx.authorizer is not None:
+        ctx.authorizer.invalidate()
+    return Response.empty(204)
 
 
 def _settings_json(settings: CacheSettings) -> object:
@@ -407,6 +443,9 @@ async def cache_details(request: Request, ctx: EndpointContext, params: PathPara
         "key_storage": settings.key_media_type,
         "value_storage": settings.value_media_type,
     }
+    if not _may(request, ctx, cache, Permission.ADMIN):
+        # Only administrators see a cache's configuration (CVE-2023-3629 class).
+        del details["configuration"]
     return json_response(200, details)
 
 

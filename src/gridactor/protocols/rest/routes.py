@@ -21,6 +21,10 @@ from urllib.parse import unquote_to_bytes
 from gridactor.errors import CacheNotFoundError, GridError
 from gridactor.protocols.rest import resources as r
 from gridactor.protocols.rest.events import Headers, Request, Response
+from gridactor.security import access
+from gridactor.security.access import Access, Scope
+from gridactor.security.identity import Identity
+from gridactor.security.permissions import implies
 from gridactor.server.context import EndpointContext
 
 log = logging.getLogger(__name__)
@@ -31,14 +35,20 @@ class Invocation:
     methods: frozenset[str]
     path: tuple[str, ...]  # literal segments, or "{cache}" / "{key}"
     handler: r.Handler
-    action: str | None = None
-    anonymous: bool = False
+    action: str | None
+    rule: Access  # from security/access.py: who may call it
+
+    @property
+    def anonymous(self) -> bool:
+        return self.rule.scope is Scope.ANONYMOUS
 
 
-def _inv(
-    methods: str, path: str, handler: r.Handler, *, action: str | None = None, anonymous: bool = False
-) -> Invocation:
-    return Invocation(frozenset(methods.split()), tuple(path.split("/")), handler, action, anonymous)
+def _inv(methods: str, path: str, handler: r.Handler, *, action: str | None = None) -> Invocation:
+    rule = access.REST.get((methods, path, action))
+    if rule is None:
+        # Every route must have its row in the access table: none may slip in unchecked.
+        raise AssertionError(f"no access rule for REST route {methods} {path} action={action}")
+    return Invocation(frozenset(methods.split()), tuple(path.split("/")), handler, action, rule)
 
 
 INVOCATIONS: tuple[Invocation, ...] = (
@@ -57,11 +67,13 @@ INVOCATIONS: tuple[Invocation, ...] = (
     _inv("PUT", "caches/{cache}/{key}", r.put_entry),
     _inv("POST", "caches/{cache}/{key}", r.post_entry),
     _inv("DELETE", "caches/{cache}/{key}", r.delete_entry),
-    _inv("GET", "server", r.server_info, anonymous=True),
-    _inv("GET HEAD", "cache-managers/default/health/status", r.health_status, anonymous=True),
-    _inv("GET HEAD", "container/health/status", r.health_status, anonymous=True),
+    _inv("GET", "server", r.server_info),
+    _inv("GET HEAD", "cache-managers/default/health/status", r.health_status),
+    _inv("GET HEAD", "container/health/status", r.health_status),
     _inv("GET HEAD", "cache-managers/default/health", r.health),
     _inv("GET HEAD", "container/health", r.health),
+    _inv("GET", "security/user/acl", r.user_acl),
+    _inv("POST", "security/cache", r.flush_acl_cache, action="flush"),
 )
 
 
@@ -185,20 +197,42 @@ class Dispatcher:
             found = self._router.resolve(request, self._ctx.rest_context_path)
             if isinstance(found, Response):
                 return found
+            extra: Headers = []
             if self._auth is not None and not found.invocation.anonymous:
                 outcome = await self._auth.authenticate(request)
                 if isinstance(outcome, Response):
                     return outcome
-                response = await found.invocation.handler(request, self._ctx, found.params)
-                response.headers.extend(outcome)
-                return response
-            return await found.invocation.handler(request, self._ctx, found.params)
+                extra = outcome
+            denied = self._authorize(request, found)
+            if denied is not None:
+                return denied
+            response = await found.invocation.handler(request, self._ctx, found.params)
+            response.headers.extend(extra)
+            return response
         except GridError as exc:
             return error_response(exc)
         except Exception:
             # The traceback goes to the log; the client learns nothing about internals.
             log.exception("REST %s %r failed", request.method, request.target[:200])
             return Response.text(500, "internal error")
+
+
+    def _authorize(self, request: Request, found: Match) -> Response | None:
+        """403 with Infinispan's reason when the caller lacks the route's permission."""
+        authorizer = self._ctx.authorizer
+        rule = found.invocation.rule
+        if authorizer is None or not authorizer.enabled or rule.scope not in (Scope.CACHE, Scope.CONTAINER):
+            return None
+        identity = request.identity
+        if not isinstance(identity, Identity):
+            return Response.text(403, "Forbidden: no authenticated subject")
+        cache: str | None = None
+        if rule.scope is Scope.CACHE:
+            cache = found.params.cache or self._ctx.caches.default_cache() or ""
+        mask = authorizer.mask(identity, cache)
+        if implies(mask, rule.permission):
+            return None
+        return Response.text(403, authorizer.denial(identity, rule.permission))
 
 
 _DEFAULT_ROUTER = Router()
