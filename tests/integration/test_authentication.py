@@ -174,3 +174,21 @@ def test_users_file_changes_apply_without_restart(tmp_path: Path) -> None:
         assert "users.properties:" in running.log()
     finally:
         assert running.stop() == 0, running.log()
+
+
+def test_digest_sha256_for_rest(tmp_path: Path) -> None:
+    source = (ROOT / "config" / "examples" / "rest-basic-digest.xml").read_text()
+    assert 'mechanisms="DIGEST BASIC"' in source
+    config = tmp_path / "sha256.xml"
+    config.write_text(source.replace('mechanisms="DIGEST BASIC"', 'mechanisms="DIGEST-SHA-256"'))
+    running = start_server(tmp_path, config=make_server_root(tmp_path, config, USERS[:1]))
+    try:
+        url = f"{running.base_url}/rest/v2/caches/default/sha"
+        creds = ("--digest", "-u", f"{ALICE.name}:{ALICE.password}")
+        assert curl(url, *creds, "-X", "PUT", "--data-binary", "256").status == 204
+        got = curl(url, *creds)
+        assert (got.status, got.body) == (200, b"256")
+        challenge = curl(url).headers["www-authenticate"]
+        assert challenge.endswith("algorithm=SHA-256, qop=auth")
+    finally:
+        assert running.stop() == 0, running.log()

@@ -17,6 +17,7 @@ import pytest
 from gridactor.security.access import HOTROD, REST, Scope
 from gridactor.security.permissions import Permission, implies
 from tests.conftest import ROOT, GridUser, RunningServer, make_server_root, start_server
+from tests.integration.curl import curl
 from tests.integration.node_client import results, run_node_ops
 
 pytestmark = pytest.mark.integration
@@ -195,3 +196,16 @@ def test_per_cache_roles_hide_and_restrict(tmp_path_factory: pytest.TempPathFact
         assert supervisor == {"seed": None}
     finally:
         assert running.stop() == 0, running.log()
+
+
+@pytest.mark.parametrize("flags", [("--http1.1",), ("--http2",)], ids=["http1.1", "h2c-upgrade"])
+def test_curl_sees_the_same_decisions(spec_server: RunningServer, flags: tuple[str, ...]) -> None:
+    reader = USERS["reader"]
+    creds = ("--digest", "-u", f"{reader.name}:{reader.password}")
+    url = f"{spec_server.base_url}/rest/v2/caches/{CACHE}"
+    denied = curl(f"{url}/curl-key", *flags, *creds, "-X", "PUT", "--data-binary", "v")
+    assert denied.status == 403
+    assert b"lacks 'WRITE' permission" in denied.body
+    assert curl(f"{url}?action=keys", *flags, *creds).status == 403  # CVE-2023-3628 class
+    assert curl(f"{url}?action=config", *flags, *creds).status == 403  # CVE-2023-3629 class
+    assert curl(f"{url}/node-shared", *flags, *creds).status in (200, 404)
