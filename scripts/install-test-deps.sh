@@ -33,3 +33,12 @@ if [ ! -f "$stamp" ] || [ "$node_dir/package-lock.json" -nt "$stamp" ]; then
   (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
   touch "$stamp"
 fi
+
+# A real OAuth 2.0 authorization server (oidc-provider 9.13.3, pinned) for the token-realm tests.
+oauth_dir="$here/tests/interop/oauth"
+oauth_stamp="$oauth_dir/node_modules/.gridactor-stamp"
+if [ ! -f "$oauth_stamp" ] || [ "$oauth_dir/package-lock.json" -nt "$oauth_stamp" ]; then
+  echo "install-test-deps: npm ci in tests/interop/oauth"
+  (cd "$oauth_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$oauth_stamp"
+fi

@@ -231,4 +231,7 @@ def check_config(config: ServerConfig, *, strict: bool) -> CheckReport:
                     f"{config.source}:{ep.line}: {proto} on '{ep.socket_binding}': realm '{realm_name}' "
                     "offers no authentication mechanism, so no client can log in"
                 )
+    from gridactor.server.tls import check_tls_material  # keystores: wrong password, alias, BCFKS
+
+    report.errors += check_tls_material(config)
     return report

@@ -32,6 +32,8 @@ from gridactor.security.http_auth.base import (
     auth_scheme,
 )
 from gridactor.security.http_auth.basic import BasicMechanism
+from gridactor.security.http_auth.bearer import BearerMechanism
+from gridactor.security.http_auth.client_cert import ClientCertMechanism
 from gridactor.security.http_auth.digest import (
     DigestMechanism,
     DigestSha256Mechanism,
@@ -40,6 +42,7 @@ from gridactor.security.http_auth.digest import (
     digest_request_algorithm,
 )
 from gridactor.security.identity import Identity
+from gridactor.security.kerberos import gssapi_available
 from gridactor.security.realm_actor import RealmClient, RealmUnavailableError
 from gridactor.security.sasl.base import (
     Challenge,
@@ -51,7 +54,7 @@ from gridactor.security.sasl.base import (
     SaslSettings,
     Success,
 )
-from gridactor.security.sasl.registry import create_mechanism
+from gridactor.security.sasl.registry import MECHANISMS, create_mechanism
 from gridactor.security.throttle import FailureThrottle
 
 log = logging.getLogger("gridactor.auth")
@@ -65,13 +68,31 @@ HTTP_MECHANISMS: dict[str, type[HttpMechanism]] = {
     "DIGEST-MD5": DigestMechanism,
     "DIGEST-SHA-256": DigestSha256Mechanism,
     "DIGEST-SHA-512-256": DigestSha512_256Mechanism,
+    "BEARER_TOKEN": BearerMechanism,
+    "CLIENT_CERT": ClientCertMechanism,
 }
+# Kerberos (GSSAPI, GS2-KRB5, SPNEGO) needs python-gssapi, the optional `kerberos` extra.
+if gssapi_available():
+    from gridactor.security.http_auth.spnego import SpnegoMechanism
+    from gridactor.security.sasl import gs2, gssapi_mech  # noqa: F401  (importing them registers them)
+
+    HTTP_MECHANISMS["SPNEGO"] = SpnegoMechanism
 # Digest variants by the `algorithm` directive a client sends.
 _DIGEST_BY_ALGORITHM = {
     "MD5": ("DIGEST", "DIGEST-MD5"),
     "SHA-256": ("DIGEST-SHA-256",),
     "SHA-512-256": ("DIGEST-SHA-512-256",),
 }
+
+
+def established_identity(mechanism: SaslMechanism | HttpMechanism) -> Identity | None:
+    """The identity a mechanism built from a realm answer (token claims), if it did.
+
+    A token realm has no user to look up by name: who the client is, and its groups, come
+    with the token, so the mechanism carries them instead of ``realm.identity(name)``.
+    """
+    identity = getattr(mechanism, "established_identity", None)
+    return identity if isinstance(identity, Identity) else None
 
 
 class InvalidMechanismError(GridError):
@@ -93,11 +114,14 @@ class EndpointSecurity:
     throttle: FailureThrottle = field(default_factory=FailureThrottle)
     nonces: NonceManager = field(default_factory=NonceManager)
 
-    def hotrod_authenticator(self, peer: str, *, tls: bool = False) -> HotRodSaslAuthenticator:
-        return HotRodSaslAuthenticator(self, peer, tls=tls)
+    def hotrod_authenticator(
+        self, peer: str, *, tls: bool = False, peer_certificate: bytes | None = None
+    ) -> HotRodSaslAuthenticator:
+        """``peer_certificate``: the DER client certificate the TLS handshake verified (EXTERNAL)."""
+        return HotRodSaslAuthenticator(self, peer, tls=tls, peer_certificate=peer_certificate)
 
-    def rest_authenticator(self, peer: str) -> RestAuthenticator:
-        return RestAuthenticator(self, peer)
+    def rest_authenticator(self, peer: str, *, peer_certificate: bytes | None = None) -> RestAuthenticator:
+        return RestAuthenticator(self, peer, peer_certificate=peer_certificate)
 
     async def _answer_realm(
         self, outcome: object, mechanism: SaslMechanism | HttpMechanism
@@ -142,9 +166,12 @@ class HotRodSaslAuthenticator:
     identity switch mid-connection).
     """
 
-    def __init__(self, security: EndpointSecurity, peer: str, *, tls: bool) -> None:
+    def __init__(
+        self, security: EndpointSecurity, peer: str, *, tls: bool, peer_certificate: bytes | None = None
+    ) -> None:
         self._security = security
         self._peer = peer
+        self._peer_certificate = peer_certificate
         self._settings = security.sasl_settings
         if tls != self._settings.tls:
             self._settings = SaslSettings(
@@ -156,6 +183,7 @@ class HotRodSaslAuthenticator:
                 scram_max_iterations=self._settings.scram_max_iterations,
                 tls=tls,
                 extra=self._settings.extra,
+                server_principal=self._settings.server_principal,
             )
         self._mechanism: SaslMechanism | None = None
         self._username: str | None = None  # as the client claimed it, for the log and throttle
@@ -173,7 +201,10 @@ class HotRodSaslAuthenticator:
         if self._mechanism is None:
             if mech not in self._security.sasl_mechanisms:
                 raise InvalidMechanismError(f"ISPN006025: Invalid mech '{mech}'")
-            self._mechanism = create_mechanism(mech, self._settings)
+            # Only mechanisms that ask for it (EXTERNAL) see the client certificate.
+            wants_certificate = getattr(MECHANISMS.get(mech), "uses_peer_certificate", False)
+            options = {"peer_certificate": self._peer_certificate} if wants_certificate else {}
+            self._mechanism = create_mechanism(mech, self._settings, **options)
             self._username = None
             self._deadline = trio.current_time() + self._security.auth_timeout_s
         mechanism = self._mechanism
@@ -183,7 +214,9 @@ class HotRodSaslAuthenticator:
                 outcome, username = await self._security._answer_realm(mechanism.step(response), mechanism)
                 self._username = username or self._username
                 if isinstance(outcome, Success):
-                    identity = await self._security.realm.identity(outcome.username)
+                    identity = established_identity(mechanism) or await self._security.realm.identity(
+                        outcome.username
+                    )
                     if identity is None:
                         outcome = Failure("the realm has no identity for the user")
                     else:
@@ -192,6 +225,7 @@ class HotRodSaslAuthenticator:
                             realm=identity.realm,
                             groups=identity.groups,
                             mechanism=mechanism.name,
+                            certificate_subject=identity.certificate_subject,
                         )
         except trio.TooSlowError:
             outcome = Failure("the exchange did not finish before its deadline")
@@ -220,10 +254,14 @@ class RestAuthenticator:
     fresh ``nc`` per request and is always checked).
     """
 
-    def __init__(self, security: EndpointSecurity, peer: str) -> None:
+    def __init__(
+        self, security: EndpointSecurity, peer: str, *, peer_certificate: bytes | None = None
+    ) -> None:
         self._security = security
         self._peer = peer
         self._remembered: tuple[bytes, Identity] | None = None
+        self._peer_certificate = peer_certificate
+        self._certificate_identity: Identity | None = None  # CLIENT_CERT: once per connection
 
     def _challenges(self, failed: type[HttpMechanism] | None, failure: HttpFailure | None) -> Headers:
         """One challenge per offered mechanism; the failed one's own (e.g. ``stale=true``)."""
@@ -260,6 +298,38 @@ class RestAuthenticator:
                 return cls
         return None
 
+    async def _authenticate_certificate(self, request: Request) -> Response | Headers:
+        """CLIENT_CERT: the connection's verified certificate, checked by the realm once."""
+        if self._certificate_identity is None:
+            security = self._security
+            mechanism = ClientCertMechanism(security.http_settings, peer_certificate=self._peer_certificate)
+            identity: Identity | None = None
+            try:
+                with trio.fail_after(security.auth_timeout_s):
+                    first = mechanism.authenticate(request.method, "", None)
+                    outcome, _ = await security._answer_realm(first, mechanism)
+                    if isinstance(outcome, HttpSuccess):
+                        identity = established_identity(mechanism) or await security.realm.identity(
+                            outcome.username
+                        )
+            except (trio.TooSlowError, RealmUnavailableError) as exc:
+                log.error("HTTP authentication could not complete: %s", type(exc).__name__)
+                return Response.text(503, "Service Unavailable: the security realm did not answer")
+            if not isinstance(outcome, HttpSuccess) or identity is None:
+                reason = outcome.reason if isinstance(outcome, HttpFailure) else "no identity"
+                await security._failed(self._peer, None, "CLIENT_CERT", reason)
+                return self._unauthorized("Unauthorized")
+            security._succeeded(outcome.username)
+            self._certificate_identity = Identity(
+                identity.name,
+                identity.realm,
+                identity.groups,
+                mechanism="CLIENT_CERT",
+                certificate_subject=identity.certificate_subject,
+            )
+        request.identity = self._certificate_identity
+        return []
+
     def _unauthorized(
         self, reason: str, failed: type[HttpMechanism] | None = None, failure: HttpFailure | None = None
     ) -> Response:
@@ -268,6 +338,8 @@ class RestAuthenticator:
     async def authenticate(self, request: Request) -> Response | Headers:
         authorization = request.header(b"authorization")
         if not authorization:
+            if self._peer_certificate is not None and "CLIENT_CERT" in self._security.http_mechanisms:
+                return await self._authenticate_certificate(request)
             return self._unauthorized("Unauthorized")
         remembered = self._remembered
         if remembered is not None and hmac.compare_digest(remembered[0], authorization):
@@ -288,13 +360,21 @@ class RestAuthenticator:
                 outcome, username = await security._answer_realm(first, mechanism)
                 identity = None
                 if isinstance(outcome, HttpSuccess):
-                    identity = await security.realm.identity(outcome.username)
+                    identity = established_identity(mechanism)
+                    if identity is None:
+                        identity = await security.realm.identity(outcome.username)
         except (trio.TooSlowError, RealmUnavailableError) as exc:
             log.error("HTTP authentication could not complete: %s", type(exc).__name__)
             return Response.text(503, "Service Unavailable: the security realm did not answer")
         if isinstance(outcome, HttpSuccess) and identity is not None:
             security._succeeded(outcome.username)
-            identity = Identity(identity.name, identity.realm, identity.groups, mechanism=cls.name or "")
+            identity = Identity(
+                identity.name,
+                identity.realm,
+                identity.groups,
+                mechanism=cls.name or "",
+                certificate_subject=identity.certificate_subject,
+            )
             request.identity = identity
             if cls is BasicMechanism:
                 self._remembered = (authorization, identity)

@@ -33,6 +33,7 @@ from gridactor.security.realms.base import Realm
 from gridactor.security.setup import build_realm, endpoint_security, realm_is_empty
 from gridactor.server.context import SERVER_VERSION, EndpointContext, Limits
 from gridactor.server.listener import Listener
+from gridactor.server.tls import server_ssl_context
 
 log = logging.getLogger("gridactor.server")
 
@@ -45,6 +46,8 @@ IMPLEMENTED_FEATURES: frozenset[str] = frozenset(
         "distributed-cache",
         "replicated-cache",
         "properties-realm",
+        "ldap-realm",
+        "token-realm",
         "hotrod-authentication",
         "rest-authentication",
         "authorization",
@@ -53,6 +56,10 @@ IMPLEMENTED_FEATURES: frozenset[str] = frozenset(
         "common-name-role-mapper",
         "cluster-role-mapper",
         "custom-role-mapper",
+        "ssl-identity",
+        "self-signed-certificate",
+        "truststore-realm",
+        "kerberos-identity",
     }
 )
 
@@ -160,6 +167,11 @@ class Server:
         started = time.monotonic()
         refuse_unsupported(self.config)
         plans = plan_endpoints(self.config, self.options)
+        # Keystores are read (or generated) before anything starts: a wrong password stops here.
+        ssl_contexts = {
+            plan.name: server_ssl_context(self.config, endpoint)
+            for plan, endpoint in zip(plans, self.config.endpoints, strict=True)
+        }
         container = self.config.cache_container
         settings = [definition.settings for definition in container.caches.values()]
         async with trio.open_nursery() as nursery:
@@ -202,7 +214,12 @@ class Server:
                         cache_templates=dict(container.templates),
                     )
                     listener = Listener(
-                        plan.host, plan.port, context, grace_s=self.options.grace_s, name=plan.name
+                        plan.host,
+                        plan.port,
+                        context,
+                        ssl_context=ssl_contexts[plan.name],
+                        grace_s=self.options.grace_s,
+                        name=plan.name,
                     )
                     self.listeners.append(listener)
                     ports.append(await listening.start(listener.run))

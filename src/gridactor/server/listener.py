@@ -110,16 +110,19 @@ class Listener:
         first = b""
         wire: Wire | None = None
         alpn: str | None = None
+        peer_certificate: bytes | None = None
         with trio.move_on_after(self.context.limits.handshake_timeout_s):
             if self.ssl_context is not None:
                 tls = trio.SSLStream(raw, self.ssl_context, server_side=True)
                 try:
                     await tls.do_handshake()
                 except (trio.BrokenResourceError, ssl.SSLError) as exc:
-                    log.debug("TLS handshake failed: %s", exc)
+                    _log_handshake_failure(raw, exc)
                     self._stats.rejected += 1
                     return
                 alpn = tls.selected_alpn_protocol()
+                # Python 3.11 exposes only the leaf; it was verified against the trust store.
+                peer_certificate = tls.getpeercert(binary_form=True)
                 stream = tls
             while True:
                 found = sniff(first)
@@ -146,7 +149,13 @@ class Listener:
                 self._stats.rejected += 1
                 return
             self._stats.hotrod += 1
-            sasl = security.hotrod_authenticator(peer, tls=self.ssl_context is not None) if security else None
+            sasl = (
+                security.hotrod_authenticator(
+                    peer, tls=self.ssl_context is not None, peer_certificate=peer_certificate
+                )
+                if security
+                else None
+            )
             await serve_hotrod(stream, first, self.context, authenticator=sasl)
             return
         if not self.context.rest_enabled:
@@ -157,8 +166,19 @@ class Listener:
             self._stats.http2 += 1
         else:
             self._stats.http1 += 1
-        http_auth = security.rest_authenticator(peer) if security else None
+        http_auth = security.rest_authenticator(peer, peer_certificate=peer_certificate) if security else None
         await serve_http(stream, first, self.context, http2=http2, authenticator=http_auth)
+
+
+def _log_handshake_failure(raw: trio.SocketStream, exc: BaseException) -> None:
+    """A refused client certificate is worth an operator's attention (INFO, with the
+    reason OpenSSL gives); other failures (scanners, plaintext clients) are DEBUG."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, ssl.SSLError) else exc
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        peer = _peer_host(raw)
+        log.info("TLS handshake from %s refused: client certificate: %s", peer, cause.verify_message)
+    else:
+        log.debug("TLS handshake from %s failed: %s", _peer_host(raw), cause)
 
 
 def _peer_host(stream: trio.SocketStream) -> str:

@@ -65,6 +65,7 @@ HttpAuthOutcome = HttpSuccess | HttpFailure | NeedCredentials | NeedPasswordChec
 class HttpAuthSettings:
     realm: str = "default"  # the security-realm name, shown in challenges
     basic_charset: str | None = None  # e.g. "UTF-8": adds `charset="UTF-8"` (RFC 7617 §2.1)
+    server_principal: str | None = None  # `server-principal`: the SPNEGO acceptor (HTTP/host@REALM)
 
 
 def quote(value: str) -> str:

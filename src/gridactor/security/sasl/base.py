@@ -92,6 +92,7 @@ class SaslSettings:
     scram_max_iterations: int = 32768
     tls: bool = False  # the connection is TLS (for EXTERNAL, channel binding)
     extra: dict[str, str] = field(default_factory=dict)  # `<property name=…>` values
+    server_principal: str | None = None  # `server-principal`: the Kerberos acceptor (GSSAPI, GS2-KRB5)
 
 
 class SaslMechanism(ABC):
