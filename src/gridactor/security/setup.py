@@ -10,6 +10,7 @@ rather than offered and failed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from gridactor.config.check import offered_mechanisms
@@ -174,67 +175,61 @@ def _servable(realm: Realm, mechanism: str) -> str | None:
         if not snapshot.users:
             # No users yet: decide by the file format, since the first user is still to come.
             if mechanism == "CRAM-MD5" and not realm.plain_text:
-                return "CRAM-MD5 needs clear-text passwords (plain-text=\"true\")"
+                return 'CRAM-MD5 needs clear-text passwords (plain-text="true")'
             return None
         if not realm.supports_mechanism(mechanism):
             return f"no user of realm '{realm.name}' has a credential {mechanism} can use"
     return None
 
 
+# HTTP mechanisms are judged by the SASL mechanism that needs the same stored credential.
+_SASL_EQUIVALENT = {"DIGEST": "DIGEST-MD5", "BASIC": "PLAIN", "CLIENT_CERT": "EXTERNAL"}
+
+
+def _filter_offer(
+    wanted: Sequence[str],
+    implemented: Collection[str],
+    realm: Realm,
+    *,
+    explicit: bool,
+    kind: str,
+    where: tuple[str, int, str],
+) -> Offer:
+    """Keep what is implemented and servable; an explicit unimplemented name is an error."""
+    offered: list[str] = []
+    left_out: list[tuple[str, str]] = []
+    for name in wanted:
+        if name not in implemented:
+            if explicit:
+                source, line, element = where
+                raise ConfigError(
+                    f"not supported yet: {kind} mechanism {name}", file=source, line=line, element=element
+                )
+            left_out.append((name, "not implemented by this server yet"))
+            continue
+        why = _servable(realm, _SASL_EQUIVALENT.get(name, name))
+        if why is not None:
+            left_out.append((name, why))
+            continue
+        offered.append(name)
+    return Offer(tuple(offered), tuple(left_out))
+
+
 def sasl_offer(config: ServerConfig, endpoint: EndpointConfig, realm: Realm) -> Offer:
-    realm_config = config.realm(endpoint.hotrod_realm)
     sasl = endpoint.hotrod.authentication.sasl if endpoint.hotrod and endpoint.hotrod.authentication else None
     explicit = sasl.mechanisms if sasl is not None else ()
     policy = sasl.policy if sasl is not None else None
-    wanted = offered_mechanisms(realm_config, "hotrod", explicit, policy)
-    offered: list[str] = []
-    left_out: list[tuple[str, str]] = []
-    for name in wanted:
-        if name not in MECHANISMS:
-            if explicit:
-                raise ConfigError(
-                    f"not supported yet: SASL mechanism {name}",
-                    file=str(config.source),
-                    line=sasl.line if sasl is not None else endpoint.line,
-                    element="sasl",
-                )
-            left_out.append((name, "not implemented by this server yet"))
-            continue
-        why = _servable(realm, name)
-        if why is not None:
-            left_out.append((name, why))
-            continue
-        offered.append(name)
-    return Offer(tuple(offered), tuple(left_out))
+    wanted = offered_mechanisms(config.realm(endpoint.hotrod_realm), "hotrod", explicit, policy)
+    where = (str(config.source), sasl.line if sasl is not None else endpoint.line, "sasl")
+    return _filter_offer(wanted, MECHANISMS, realm, explicit=bool(explicit), kind="SASL", where=where)
 
 
 def http_offer(config: ServerConfig, endpoint: EndpointConfig, realm: Realm) -> Offer:
-    realm_config = config.realm(endpoint.rest_realm)
     auth = endpoint.rest.authentication if endpoint.rest else None
     explicit = auth.mechanisms if auth is not None else ()
-    wanted = offered_mechanisms(realm_config, "rest", explicit)
-    offered: list[str] = []
-    left_out: list[tuple[str, str]] = []
-    for name in wanted:
-        if name not in HTTP_MECHANISMS:
-            if explicit:
-                raise ConfigError(
-                    f"not supported yet: HTTP mechanism {name}",
-                    file=str(config.source),
-                    line=auth.line if auth is not None else endpoint.line,
-                    element="authentication",
-                )
-            left_out.append((name, "not implemented by this server yet"))
-            continue
-        sasl_equivalent = {"DIGEST": "DIGEST-MD5", "BASIC": "PLAIN", "CLIENT_CERT": "EXTERNAL"}.get(
-            name, name
-        )
-        why = _servable(realm, sasl_equivalent)
-        if why is not None:
-            left_out.append((name, why))
-            continue
-        offered.append(name)
-    return Offer(tuple(offered), tuple(left_out))
+    wanted = offered_mechanisms(config.realm(endpoint.rest_realm), "rest", explicit)
+    where = (str(config.source), auth.line if auth is not None else endpoint.line, "authentication")
+    return _filter_offer(wanted, HTTP_MECHANISMS, realm, explicit=bool(explicit), kind="HTTP", where=where)
 
 
 def endpoint_security(
