@@ -209,3 +209,14 @@ def test_curl_sees_the_same_decisions(spec_server: RunningServer, flags: tuple[s
     assert curl(f"{url}?action=keys", *flags, *creds).status == 403  # CVE-2023-3628 class
     assert curl(f"{url}?action=config", *flags, *creds).status == 403  # CVE-2023-3629 class
     assert curl(f"{url}/node-shared", *flags, *creds).status in (200, 404)
+
+
+def test_hotrod_admin_tasks_need_create(spec_server: RunningServer) -> None:
+    supervisor = results(
+        run_node_ops(spec_server.port, cache=CACHE, only="admin", auth=node_auth(USERS["supervisor"]))
+    )
+    assert "lacks 'CREATE' permission" in supervisor["admin:create"]["error"]
+    assert supervisor["admin:names"] is False  # listing is allowed; the cache was never made
+    admin = results(run_node_ops(spec_server.port, cache=CACHE, only="admin", auth=node_auth(USERS["admin"])))
+    assert admin["admin:create"] in (None, "")
+    assert admin["admin:names-after"] is False

@@ -81,3 +81,14 @@ def test_unsupported_operation_is_an_error_and_the_connection_survives(server: R
 def test_unknown_cache_stops_negotiation_with_cache_not_found(server: RunningServer) -> None:
     report = run_node_ops(server.port, cache="no-such-cache", only="basic")
     assert "CacheNotFoundException" in report["connect_error"]
+
+
+def test_admin_tasks_create_list_and_remove_caches(server: RunningServer) -> None:
+    ops = results(run_node_ops(server.port, only="admin"))
+    assert ops["admin:create"] in (None, "")
+    assert "ISPN000507" in ops["admin:create-again"]["error"]
+    assert ops["admin:getOrCreate"] in (None, "")
+    assert ops["admin:names"] is True
+    assert ops["admin:remove"] in (None, "")
+    assert ops["admin:names-after"] is False
+    assert "not found" in ops["admin:remove-missing"]["error"]

@@ -106,8 +106,14 @@ REST: dict[RestRoute, Access] = {
     ("POST", "security/cache", "flush"): _container(Permission.ADMIN),
 }
 
-# Hot Rod operations whose cache is not the request header's (none today); kept explicit.
-UNCHECKED_OPCODES: frozenset[int] = frozenset()
+# EXEC runs a named server task; the admin tasks are cache-manager operations (Infinispan
+# checks CREATE for them, not EXEC), so each task has its own row. Unknown tasks are refused.
+HOTROD_TASKS: dict[str, Access] = {
+    "@@cache@names": LOGGED_IN,  # lists only the caches the caller may see
+    "@@cache@create": _container(Permission.CREATE),
+    "@@cache@getorcreate": _container(Permission.CREATE),
+    "@@cache@remove": _container(Permission.CREATE),
+}
 
 
 def hotrod_access(opcode: int) -> Access | None:

@@ -182,6 +182,17 @@ async function main() {
       }
     }
   }
+  if (want('admin')) {
+    const name = p + 'admin-cache';
+    await step('admin:create', () => client.admin.createCache(name,
+      '<local-cache name="' + name + '"><expiration lifespan="60000"/></local-cache>'));
+    await step('admin:create-again', () => client.admin.createCache(name));
+    await step('admin:getOrCreate', () => client.admin.getOrCreateCache(name));
+    await step('admin:names', async () => (await client.admin.cacheNames()).includes(name));
+    await step('admin:remove', () => client.admin.removeCache(name));
+    await step('admin:names-after', async () => (await client.admin.cacheNames()).includes(name));
+    await step('admin:remove-missing', () => client.admin.removeCache(name));
+  }
   if (want('seed')) {
     await step('seed', () => client.put(p + 'shared', 'from-node'));
   }

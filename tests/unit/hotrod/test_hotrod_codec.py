@@ -246,7 +246,6 @@ def test_segments_from_mask() -> None:
 
 UNSUPPORTED_BODIES = [
     (op.QUERY, write_bytes(b"protobuf")),
-    (op.EXEC, write_string("@@cache@names") + b"\x01" + write_string("p") + write_bytes(b"v")),
     (
         op.ADD_CLIENT_LISTENER,
         write_string("listener_7")
@@ -290,6 +289,18 @@ UNSUPPORTED_BODIES = [
     (op.MULTIMAP_SIZE, b"\x00"),
     (op.MULTIMAP_CONTAINS_VALUE, b"\x77" + write_bytes(b"v") + b"\x00"),
 ]
+
+
+def test_exec_is_decoded_with_its_parameters() -> None:
+    body = write_string("@@cache@create") + b"\x02" + write_string("name") + write_bytes(b"c1")
+    body += write_string("template") + write_bytes(b"t")
+    got = events(frame(op.EXEC, body, mid=9) + NODE_FIRST_PACKET)
+    exec_request = got[0]
+    assert isinstance(exec_request, m.ExecRequest)
+    assert exec_request.message_id == 9
+    assert exec_request.task == "@@cache@create"
+    assert exec_request.params == (("name", b"c1"), ("template", b"t"))
+    assert isinstance(got[1], m.PingRequest)
 
 
 @pytest.mark.parametrize(("opcode", "body"), UNSUPPORTED_BODIES)

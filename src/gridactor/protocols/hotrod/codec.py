@@ -17,7 +17,7 @@ the current one completely. Hence:
 
 * bad magic: the message id is unknown and nothing can be trusted: error 0x81, close;
 * unknown opcode: its body layout is unknown: error 0x82, close;
-* known but unimplemented op (QUERY, EXEC, counters, multimap, transactions, listeners):
+* known but unimplemented op (QUERY, counters, multimap, transactions, listeners):
   its body is parsed and dropped, the handler answers 0x82, the connection stays usable;
 * unsupported version: the frame is still parsed with that version's rules and answered
   with 0x83; the connection stays open (clients negotiate versions on one socket);
@@ -495,11 +495,13 @@ def _put_stream(c: HotRodServerCodec, r: Reader, h: Header) -> None:
         r.fixed(length)
 
 
-def _exec(c: HotRodServerCodec, r: Reader, h: Header) -> None:
-    r.string(c._name_max, "task name")
-    for _ in range(r.byte()):
-        r.string(c._name_max, "task parameter")
-        r.array(c._value_max, "task parameter value")
+def _exec(c: HotRodServerCodec, r: Reader, h: Header) -> m.Request:
+    task = r.string(c._name_max, "task name")
+    params = []
+    for _ in range(r.vint()):
+        name = r.string(c._name_max, "task parameter")
+        params.append((name, r.array(c._value_max, "task parameter value")))
+    return m.ExecRequest(*h, task, tuple(params))
 
 
 def _add_listener(c: HotRodServerCodec, r: Reader, h: Header) -> None:
@@ -620,7 +622,7 @@ _BODY_PARSERS: dict[int, BodyParser] = {
     op.QUERY: _skipping(_one_array),
     op.ADD_CLIENT_LISTENER: _skipping(_add_listener),
     op.REMOVE_CLIENT_LISTENER: _skipping(_one_array),
-    op.EXEC: _skipping(_exec),
+    op.EXEC: _exec,
     op.GET_STREAM: _skipping(_one_key_with_offset),
     op.PUT_STREAM: _skipping(_put_stream),
     op.PREPARE_TX: _skipping(_prepare_tx),

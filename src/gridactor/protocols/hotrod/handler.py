@@ -18,6 +18,8 @@ depends on its outcome, so the requests before it are executed first.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import uuid
 from collections import deque
@@ -29,6 +31,7 @@ from gridactor.cache.api import (
     SEGMENTS,
     CacheOp,
     CacheResult,
+    CacheSettings,
     CacheStatistics,
     Clear,
     ContainsKey,
@@ -48,12 +51,19 @@ from gridactor.cache.api import (
     Stats,
     WriteResult,
 )
-from gridactor.errors import AuthenticationError, AuthorizationError, GridError
+from gridactor.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    CacheExistsError,
+    GridError,
+    InvalidRequestError,
+)
 from gridactor.protocols.hotrod import messages as m
 from gridactor.protocols.hotrod import operations as op
 from gridactor.protocols.hotrod import responses as resp
 from gridactor.security import access
 from gridactor.security.identity import Identity
+from gridactor.security.permissions import implies
 from gridactor.server.context import EndpointContext
 
 log = logging.getLogger(__name__)
@@ -186,6 +196,11 @@ class HotRodSession:
                 await self._run(out, pending)
                 out.append(await self._auth(event, self.authenticator))
                 continue
+            if type(event) is m.ExecRequest:
+                # Admin tasks change the set of caches: the ops before them run first.
+                await self._run(out, pending)
+                out.append(await self._exec(event))
+                continue
             planned = self.plan(event)
             if type(planned) is bytes:
                 out.append(planned)
@@ -216,6 +231,64 @@ class HotRodSession:
             return planner(request)
         except GridError as err:
             return _error(request.message_id, err)
+
+    async def _exec(self, request: m.ExecRequest) -> bytes:
+        """The admin tasks of Infinispan's Hot Rod EXEC (what the Node client's admin API sends)."""
+        mid = request.message_id
+        if self.subject is None and self.ctx.security_realm is not None:
+            return _error(mid, requires_authentication_error(request.opcode))
+        rule = access.HOTROD_TASKS.get(request.task)
+        if rule is None:
+            return _error(mid, _Unsupported(f"ISPN027003: Unknown task '{request.task}'"))
+        identity = cast("Identity | None", self.subject)
+        authorizer = self._authorizer
+        if (
+            authorizer is not None
+            and identity is not None
+            and rule.scope is access.Scope.CONTAINER
+            and not implies(authorizer.mask(identity, None), rule.permission)
+        ):
+            return _error(mid, AuthorizationError(authorizer.denial(identity, rule.permission)))
+        params = dict(request.params)
+        try:
+            if request.task == "@@cache@names":
+                names = self.caches.cache_names()
+                if self._authorizer is not None:
+                    names = [n for n in names if self._authorizer.visible(identity, n)]
+                return resp.exec_result(mid, json.dumps(sorted(names)).encode())
+            name = params.get("name", b"").decode("utf-8")
+            if not name:
+                raise InvalidRequestError(f"task {request.task} needs a 'name' parameter")
+            if request.task == "@@cache@remove":
+                await self.caches.remove_cache(name)
+                return resp.exec_result(mid, b"")
+            settings = self._task_settings(name, params)
+            try:
+                await self.caches.create_cache(settings)
+            except CacheExistsError:
+                if request.task != "@@cache@getorcreate":
+                    raise
+            return resp.exec_result(mid, b"")
+        except GridError as err:
+            return _error(mid, err)
+        except UnicodeDecodeError:
+            return _error(mid, InvalidRequestError("task parameters must be UTF-8 text"))
+
+    def _task_settings(self, name: str, params: dict[str, bytes]) -> CacheSettings:
+        from gridactor.config.cache_definition import parse_cache_definition
+
+        configuration = params.get("configuration")
+        if configuration:
+            text = configuration.lstrip()
+            media = "application/xml" if text[:1] == b"<" else "application/json"
+            return parse_cache_definition(configuration, media, name)
+        template = params.get("template")
+        if template:
+            found = self.ctx.cache_templates.get(template.decode("utf-8"))
+            if found is None:
+                raise InvalidRequestError(f"no cache template named '{template.decode('utf-8', 'replace')}'")
+            return dataclasses.replace(found, name=name)
+        return CacheSettings(name=name)
 
     def _authorize(self, request: m.Request) -> AuthorizationError | None:
         """The denial for ``request``, or None when the subject holds the permission.

@@ -217,6 +217,15 @@ class AuthRequest(Request):
 
 
 @dataclass(frozen=True, slots=True)
+class ExecRequest(Request):
+    """EXEC: a server task by name (the admin tasks ``@@cache@create`` …) with parameters."""
+
+    task: str
+    params: tuple[tuple[str, bytes], ...]
+    OPCODE: ClassVar[int] = op.EXEC
+
+
+@dataclass(frozen=True, slots=True)
 class UnsupportedRequest(Request):
     """A known operation (body fully read) that gridactor does not implement."""
 

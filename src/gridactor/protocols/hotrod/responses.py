@@ -170,6 +170,11 @@ def ping(message_id: int, version: int, key_type: str, value_type: str) -> bytes
     return out
 
 
+def exec_result(message_id: int, result: bytes) -> bytes:
+    """EXEC: ``00`` + byte[] result (the Node client decodes it as a string)."""
+    return header(message_id, op.EXEC + 1, op.SUCCESS) + write_bytes(result)
+
+
 def auth_mech_list(message_id: int, mechanisms: Sequence[str]) -> bytes:
     body = b"".join(write_string(name) for name in mechanisms)
     return header(message_id, op.AUTH_MECH_LIST + 1, op.SUCCESS) + write_vint(len(mechanisms)) + body
