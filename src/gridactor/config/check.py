@@ -178,11 +178,15 @@ def check_config(config: ServerConfig, *, strict: bool) -> CheckReport:
     for realm in config.security_realms.values():
         report.summary.append(f"realm '{realm.name}': {', '.join(_realm_kinds(realm)) or '(empty)'}")
 
-    def missing(what: str, path: Path | None, line: int, *, always_error: bool = False) -> None:
+    def missing(what: str, path: Path | None, line: int, *, needed_to_start: bool = False) -> None:
+        # A missing file is a warning (the configuration itself is valid: the file may be
+        # deployed later) unless --strict; one the server cannot start without says so.
         if path is None or path.exists():
             return
         text = f"{config.source}:{line}: {what} {path} does not exist"
-        (report.errors if strict or always_error else report.warnings).append(text)
+        if needed_to_start:
+            text += " (required: `run` will refuse to start without it)"
+        (report.errors if strict else report.warnings).append(text)
 
     for realm in config.security_realms.values():
         if (pr := realm.properties_realm) is not None:
@@ -199,7 +203,7 @@ def check_config(config: ServerConfig, *, strict: bool) -> CheckReport:
             if ids.ssl.truststore is not None:
                 missing("truststore", ids.ssl.truststore.path, ids.ssl.truststore.line)
         for k in realm.kerberos:
-            missing("keytab", k.keytab_path, k.line, always_error=k.required)
+            missing("keytab", k.keytab_path, k.line, needed_to_start=k.required)
         if (
             (ldap := realm.ldap_realm) is not None
             and not _password_realm(realm)
