@@ -15,7 +15,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from gridactor.errors import GridError
 
@@ -43,8 +43,14 @@ class CacheSettings:
     value_media_type: str = "application/unknown"
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
+    """One stored entry as operations return it (immutable).
+
+    A NamedTuple rather than a frozen dataclass: entries are built for every read that
+    hits, on the listener's hot path, and a frozen dataclass's ``__init__`` (one
+    ``object.__setattr__`` per field) costs four times a tuple's construction.
+    """
+
     key: bytes
     value: bytes
     media_type: str  # value content type as written ("" = unknown)

@@ -247,13 +247,16 @@ def entry_from_wire(t: Any) -> Entry:
     return Entry(*t)
 
 
+_make_entry = Entry._make
+
+
 def _dec_entry(p: Any) -> CacheResult:
-    return None if p is None else Entry(*p)
+    return None if p is None else _make_entry(p)
 
 
 def _dec_write(p: Any) -> CacheResult:
     done, prev = p
-    return WriteResult(done, None if prev is None else Entry(*prev))
+    return WriteResult(done, None if prev is None else _make_entry(prev))
 
 
 def _dec_plain(p: Any) -> CacheResult:
@@ -319,18 +322,15 @@ def error_from_wire(p: Any) -> GridError:
 # ---------------------------------------------------------------- shard side: items in, replies out
 
 
+# An Entry is a NamedTuple in field order: msgpack sends it as the array entry_to_wire makes.
+
+
 def _r_get(s: ShardStore, c: str, it: Item, now: int) -> object:
-    e = s.get(c, it[3], now)
-    return None if e is None else (
-        e.key, e.value, e.media_type, e.version, e.created_ms, e.last_used_ms, e.lifespan_ms, e.max_idle_ms
-    )
+    return s.get(c, it[3], now)
 
 
 def _wr(r: tuple[bool, Entry | None]) -> object:
-    e = r[1]
-    return (r[0], None if e is None else (
-        e.key, e.value, e.media_type, e.version, e.created_ms, e.last_used_ms, e.lifespan_ms, e.max_idle_ms
-    ))
+    return r
 
 
 def _r_contains(s: ShardStore, c: str, it: Item, now: int) -> object:

@@ -12,6 +12,22 @@ invisible at once, removed lazily when a lookup meets them, and swept in bulk by
 :meth:`ShardStore.purge_expired` (the shard process calls it periodically). Only caches
 that hold mortal entries are swept, which is why each cache counts them.
 
+*Storage format.* Memory per entry is the point (issue 7: 1M entries of 100 bytes must
+not grow the server by more than twice their payload). An entry is stored as one
+``bytes`` *record*: the value followed by a small trailer, so a stored entry costs the
+key object, the record object and its dict slot -- no per-entry Python object for the
+metadata, no int objects for versions and times. :class:`Entry` objects are built only
+when an operation returns one. The trailer, read from the end::
+
+    value | [media type utf-8 | length u16]? | [lifespan i64]? | [max-idle i64]?
+          | version counter u40 | created i40 (ms relative to the store's base) | flags u8
+
+Flags say which optional parts are present. A version is the store's epoch (constant)
+over the 40-bit counter, so only the counter is stored. With a 100-byte value the
+trailer of an immortal entry (11 bytes) fits in the allocator's padding: the record
+takes no more memory than the value alone would. The last-use time of max-idle entries
+lives in a side dict per cache (reads would otherwise copy the value to rewrite it).
+
 *Eviction.* A cache with ``max_count >= 0`` gets this shard's share of it and an LRU
 order (an ``OrderedDict`` key -> segment: O(1) touch and O(1) pop of the oldest).
 Unbounded caches skip the LRU bookkeeping entirely, which is the common, fast case.
@@ -29,6 +45,7 @@ arguments so that the shard process can call them straight from decoded IPC tupl
 from __future__ import annotations
 
 import os
+import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -67,6 +84,17 @@ Clock = Callable[[], int]
 _EPOCH_SHIFT = 40
 _COUNTER_MASK = (1 << _EPOCH_SHIFT) - 1
 
+# Record trailer (module docstring).
+_F_MEDIA = 1
+_F_LIFESPAN = 2
+_F_MAX_IDLE = 4
+_F_MORTAL = _F_LIFESPAN | _F_MAX_IDLE
+_FIXED = 11  # counter (5) + created (5) + flags (1)
+_I64 = struct.Struct(">q")
+_CREATED_RANGE = 1 << 39  # created is stored signed relative to the base: +-17 years
+
+Record = bytes
+
 
 def wall_clock_ms() -> int:
     """Epoch milliseconds (the default clock)."""
@@ -98,14 +126,16 @@ class _Counters:
 
 class _CacheState:
     __slots__ = (
-        "counters", "lifespan", "limit", "lru", "max_idle", "mortal", "segments", "settings", "started_ms",
+        "counters", "last_used", "lifespan", "limit", "lru", "max_idle", "mortal", "segments", "settings",
+        "started_ms",
     )
 
     def __init__(self, settings: CacheSettings, limit: int, now: int) -> None:
         self.settings = settings
         self.lifespan = settings.lifespan_ms if settings.lifespan_ms >= 0 else INFINITE
         self.max_idle = settings.max_idle_ms if settings.max_idle_ms >= 0 else INFINITE
-        self.segments: list[dict[bytes, Entry]] = [{} for _ in range(SEGMENTS)]
+        self.segments: list[dict[bytes, Record]] = [{} for _ in range(SEGMENTS)]
+        self.last_used: dict[bytes, int] = {}  # max-idle entries only: key -> last read or write
         self.limit = limit
         self.lru: OrderedDict[bytes, int] | None = OrderedDict() if limit >= 0 else None
         self.mortal = 0  # entries with a lifespan or max-idle; 0 means nothing to sweep
@@ -113,15 +143,21 @@ class _CacheState:
         self.started_ms = now
 
 
-def _is_mortal(e: Entry) -> bool:
-    return e.lifespan_ms >= 0 or e.max_idle_ms >= 0
-
-
-def _expired(e: Entry, now: int) -> bool:
-    # Same rule as Infinispan's ExpiryHelper: expired strictly after the deadline.
-    if e.lifespan_ms >= 0 and now > e.created_ms + e.lifespan_ms:
-        return True
-    return e.max_idle_ms >= 0 and now > e.last_used_ms + e.max_idle_ms
+def _record_expired(cs: _CacheState, key: bytes, rec: Record, base: int, now: int) -> bool:
+    """Whether a mortal record has expired (same rule as Infinispan's ExpiryHelper:
+    expired strictly after the deadline)."""
+    flags = rec[-1]
+    end = len(rec) - _FIXED
+    created = int.from_bytes(rec[-6:-1], "big", signed=True) + base
+    if flags & _F_MAX_IDLE:
+        max_idle: int = _I64.unpack_from(rec, end - 8)[0]
+        end -= 8
+        if now > cs.last_used.get(key, created) + max_idle:
+            return True
+    if flags & _F_LIFESPAN:
+        lifespan: int = _I64.unpack_from(rec, end - 8)[0]
+        return now > created + lifespan
+    return False
 
 
 class ShardStore:
@@ -143,6 +179,9 @@ class ShardStore:
         self.clock = clock
         self.epoch = new_epoch() if epoch is None else epoch
         self._next_version = (self.epoch << _EPOCH_SHIFT) | shard_index
+        self._epoch_bits = self.epoch << _EPOCH_SHIFT
+        # Creation times are stored relative to this instant (module docstring).
+        self._base = clock()
         self._caches: dict[str, _CacheState] = {}
         self._owned = tuple(s for s in range(SEGMENTS) if s % shard_count == shard_index)
         for settings in caches:
@@ -184,45 +223,95 @@ class ShardStore:
         self._next_version = (v & ~_COUNTER_MASK) | low
         return v
 
-    def _lookup(self, cs: _CacheState, seg: dict[bytes, Entry], key: bytes, now: int) -> Entry | None:
-        """The live entry for ``key`` or None; drops it if expired."""
-        e = seg.get(key)
-        if e is None:
-            return None
-        if (e.lifespan_ms >= 0 or e.max_idle_ms >= 0) and _expired(e, now):
-            self._unlink(cs, seg, key, e)
-            return None
-        return e
+    def _pack(self, value: bytes, media_type: str, lifespan: int, max_idle: int, now: int) -> Record:
+        flags = 0
+        parts = [value]
+        if media_type:
+            media = media_type.encode()
+            parts += (media, len(media).to_bytes(2, "big"))
+            flags = _F_MEDIA
+        if lifespan >= 0:
+            parts.append(_I64.pack(lifespan))
+            flags |= _F_LIFESPAN
+        if max_idle >= 0:
+            parts.append(_I64.pack(max_idle))
+            flags |= _F_MAX_IDLE
+        created = now - self._base
+        if not -_CREATED_RANGE <= created < _CREATED_RANGE:
+            # The wall clock moved by more than 17 years since the shard started: refuse
+            # the write rather than store a wrong time.
+            raise InvalidRequestError("the clock moved too far from the shard's start time")
+        counter = self._version() & _COUNTER_MASK
+        parts.append(counter.to_bytes(5, "big") + created.to_bytes(5, "big", signed=True) + bytes((flags,)))
+        return b"".join(parts)
 
-    def _touch(self, cs: _CacheState, seg: dict[bytes, Entry], e: Entry, now: int) -> Entry:
+    def _entry(self, cs: _CacheState, key: bytes, rec: Record) -> Entry:
+        """The :class:`Entry` a record stands for."""
+        flags = rec[-1]
+        n = len(rec)
+        created = int.from_bytes(rec[n - 6 : n - 1], "big", signed=True) + self._base
+        version = self._epoch_bits | int.from_bytes(rec[n - 11 : n - 6], "big")
+        end = n - _FIXED
+        if flags == 0:
+            return Entry(key, rec[:end], "", version, created, created, INFINITE, INFINITE)
+        lifespan = max_idle = INFINITE
+        last_used = created
+        if flags & _F_MAX_IDLE:
+            max_idle = _I64.unpack_from(rec, end - 8)[0]
+            end -= 8
+            last_used = cs.last_used.get(key, created)
+        if flags & _F_LIFESPAN:
+            lifespan = _I64.unpack_from(rec, end - 8)[0]
+            end -= 8
+        media = ""
+        if flags & _F_MEDIA:
+            size = (rec[end - 2] << 8) | rec[end - 1]
+            end -= 2 + size
+            media = rec[end : end + size].decode()
+        return Entry(key, rec[:end], media, version, created, last_used, lifespan, max_idle)
+
+    def _version_of(self, rec: Record) -> int:
+        n = len(rec)
+        return self._epoch_bits | int.from_bytes(rec[n - 11 : n - 6], "big")
+
+    def _lookup(self, cs: _CacheState, seg: dict[bytes, Record], key: bytes, now: int) -> Record | None:
+        """The live record for ``key`` or None; drops it if expired."""
+        rec = seg.get(key)
+        if rec is None:
+            return None
+        if rec[-1] & _F_MORTAL and _record_expired(cs, key, rec, self._base, now):
+            self._unlink(cs, seg, key, rec)
+            return None
+        return rec
+
+    def _touch(self, cs: _CacheState, key: bytes, rec: Record, now: int) -> None:
         """Record a read: LRU order, and last-used time when max-idle applies."""
         if cs.lru is not None:
-            cs.lru.move_to_end(e.key)
-        if e.max_idle_ms >= 0 and e.last_used_ms != now:
-            e = Entry(
-                e.key, e.value, e.media_type, e.version, e.created_ms, now, e.lifespan_ms, e.max_idle_ms
-            )
-            seg[e.key] = e
-        return e
+            cs.lru.move_to_end(key)
+        if rec[-1] & _F_MAX_IDLE:
+            cs.last_used[key] = now
 
-    def _unlink(self, cs: _CacheState, seg: dict[bytes, Entry], key: bytes, e: Entry) -> None:
+    def _unlink(self, cs: _CacheState, seg: dict[bytes, Record], key: bytes, rec: Record) -> None:
         del seg[key]
-        if _is_mortal(e):
+        flags = rec[-1]
+        if flags & _F_MORTAL:
             cs.mortal -= 1
+            if flags & _F_MAX_IDLE:
+                cs.last_used.pop(key, None)
         if cs.lru is not None:
             cs.lru.pop(key, None)
 
     def _write(
         self,
         cs: _CacheState,
-        seg: dict[bytes, Entry],
+        seg: dict[bytes, Record],
         segment: int,
         key: bytes,
         value: bytes,
         lifespan: int | None,
         max_idle: int | None,
         media_type: str,
-        old: Entry | None,
+        old: Record | None,
         now: int,
     ) -> None:
         if lifespan is None:
@@ -233,14 +322,17 @@ class ShardStore:
             max_idle = cs.max_idle
         elif max_idle < 0:
             max_idle = INFINITE
-        e = Entry(key, value, media_type, self._version(), now, now, lifespan, max_idle)
-        seg[key] = e
+        seg[key] = self._pack(value, media_type, lifespan, max_idle, now)
         cs.counters.stores += 1
         if lifespan >= 0 or max_idle >= 0:
             cs.mortal += 1
+        if max_idle >= 0:
+            cs.last_used[key] = now
         if old is not None:
-            if _is_mortal(old):
+            if old[-1] & _F_MORTAL:
                 cs.mortal -= 1
+                if old[-1] & _F_MAX_IDLE and max_idle < 0:
+                    cs.last_used.pop(key, None)
             if cs.lru is not None:
                 cs.lru.move_to_end(key)
             return
@@ -250,8 +342,10 @@ class ShardStore:
             while len(lru) > cs.limit:
                 victim, vseg = lru.popitem(last=False)
                 gone = cs.segments[vseg].pop(victim)
-                if _is_mortal(gone):
+                if gone[-1] & _F_MORTAL:
                     cs.mortal -= 1
+                    if gone[-1] & _F_MAX_IDLE:
+                        cs.last_used.pop(victim, None)
                 cs.counters.evictions += 1
 
     # ------------------------------------------------------------ primitive operations
@@ -259,22 +353,23 @@ class ShardStore:
     def get(self, cache: str, key: bytes, now: int) -> Entry | None:
         cs = self._state(cache)
         seg = cs.segments[segment_of(key)]
-        e = self._lookup(cs, seg, key, now)
+        rec = self._lookup(cs, seg, key, now)
         c = cs.counters
         c.retrievals += 1
-        if e is None:
+        if rec is None:
             c.misses += 1
             return None
         c.hits += 1
-        return self._touch(cs, seg, e, now)
+        self._touch(cs, key, rec, now)
+        return self._entry(cs, key, rec)
 
     def contains_key(self, cache: str, key: bytes, now: int) -> bool:
         cs = self._state(cache)
         seg = cs.segments[segment_of(key)]
-        e = self._lookup(cs, seg, key, now)
-        if e is None:
+        rec = self._lookup(cs, seg, key, now)
+        if rec is None:
             return False
-        self._touch(cs, seg, e, now)
+        self._touch(cs, key, rec, now)
         return True
 
     def put(
@@ -285,8 +380,9 @@ class ShardStore:
         s = segment_of(key)
         seg = cs.segments[s]
         old = self._lookup(cs, seg, key, now)
+        previous = None if old is None else self._entry(cs, key, old)
         self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
-        return True, old
+        return True, previous
 
     def put_if_absent(
         self, cache: str, key: bytes, value: bytes, lifespan: int | None, max_idle: int | None,
@@ -297,7 +393,8 @@ class ShardStore:
         seg = cs.segments[s]
         old = self._lookup(cs, seg, key, now)
         if old is not None:
-            return False, self._touch(cs, seg, old, now)
+            self._touch(cs, key, old, now)
+            return False, self._entry(cs, key, old)
         self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, None, now)
         return True, None
 
@@ -311,8 +408,9 @@ class ShardStore:
         old = self._lookup(cs, seg, key, now)
         if old is None:
             return False, None
+        previous = self._entry(cs, key, old)
         self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
-        return True, old
+        return True, previous
 
     def replace_if_unmodified(
         self, cache: str, key: bytes, value: bytes, version: int, lifespan: int | None,
@@ -324,10 +422,12 @@ class ShardStore:
         old = self._lookup(cs, seg, key, now)
         if old is None:
             return False, None
-        if old.version != version:
-            return False, self._touch(cs, seg, old, now)
+        if self._version_of(old) != version:
+            self._touch(cs, key, old, now)
+            return False, self._entry(cs, key, old)
+        previous = self._entry(cs, key, old)
         self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
-        return True, old
+        return True, previous
 
     def remove(self, cache: str, key: bytes, now: int) -> tuple[bool, Entry | None]:
         cs = self._state(cache)
@@ -336,9 +436,10 @@ class ShardStore:
         if old is None:
             cs.counters.remove_misses += 1
             return False, None
+        previous = self._entry(cs, key, old)
         self._unlink(cs, seg, key, old)
         cs.counters.remove_hits += 1
-        return True, old
+        return True, previous
 
     def remove_if_unmodified(
         self, cache: str, key: bytes, version: int, now: int
@@ -349,11 +450,13 @@ class ShardStore:
         if old is None:
             cs.counters.remove_misses += 1
             return False, None
-        if old.version != version:
-            return False, self._touch(cs, seg, old, now)
+        if self._version_of(old) != version:
+            self._touch(cs, key, old, now)
+            return False, self._entry(cs, key, old)
+        previous = self._entry(cs, key, old)
         self._unlink(cs, seg, key, old)
         cs.counters.remove_hits += 1
-        return True, old
+        return True, previous
 
     def put_all(
         self, cache: str, entries: Iterable[Sequence[bytes]], lifespan: int | None, max_idle: int | None,
@@ -372,13 +475,14 @@ class ShardStore:
         out: dict[bytes, Entry] = {}
         for key in keys:
             seg = cs.segments[segment_of(key)]
-            e = self._lookup(cs, seg, key, now)
+            rec = self._lookup(cs, seg, key, now)
             c.retrievals += 1
-            if e is None:
+            if rec is None:
                 c.misses += 1
             else:
                 c.hits += 1
-                out[key] = self._touch(cs, seg, e, now)
+                self._touch(cs, key, rec, now)
+                out[key] = self._entry(cs, key, rec)
         return out
 
     def clear(self, cache: str) -> None:
@@ -387,6 +491,7 @@ class ShardStore:
             seg.clear()
         if cs.lru is not None:
             cs.lru.clear()
+        cs.last_used.clear()
         cs.mortal = 0
 
     def size(self, cache: str, now: int) -> int:
@@ -430,13 +535,14 @@ class ShardStore:
             seg = cs.segments[s]
             if cs.mortal:
                 self._purge_segment(cs, seg, now)
-            out.append(SegmentEntries(s, tuple(seg.values())))
+            out.append(SegmentEntries(s, tuple(self._entry(cs, k, rec) for k, rec in seg.items())))
         return out
 
     # ------------------------------------------------------------ expiration sweep
 
-    def _purge_segment(self, cs: _CacheState, seg: dict[bytes, Entry], now: int) -> int:
-        dead = [k for k, e in seg.items() if (e.lifespan_ms >= 0 or e.max_idle_ms >= 0) and _expired(e, now)]
+    def _purge_segment(self, cs: _CacheState, seg: dict[bytes, Record], now: int) -> int:
+        base = self._base
+        dead = [k for k, rec in seg.items() if rec[-1] & _F_MORTAL and _record_expired(cs, k, rec, base, now)]
         for k in dead:
             self._unlink(cs, seg, k, seg[k])
         return len(dead)

@@ -113,6 +113,9 @@ class ScramClient:
 
     ``nonce`` and ``min_iterations`` are for tests and policy: a server asking for fewer
     iterations than ``min_iterations`` is refused (a downgrade of the stored key's cost).
+    ``salted_passwords``: a dict the caller owns, to reuse the PBKDF2 result across
+    connections (keyed by hash, password, salt and iterations), as long-lived clients do:
+    the key derivation is deliberately slow and would otherwise dominate a connection.
     """
 
     def __init__(
@@ -124,6 +127,7 @@ class ScramClient:
         nonce: str | None = None,
         min_iterations: int = 4096,
         max_iterations: int = 1_000_000,
+        salted_passwords: dict[tuple[str, bytes, bytes, int], bytes] | None = None,
     ) -> None:
         prefix, _, hash_name = mechanism.upper().partition("SCRAM-")
         digest = _SCRAM_HASHES.get(hash_name)
@@ -136,6 +140,7 @@ class ScramClient:
         self._nonce = nonce or secrets.token_hex(16)
         self._min_iterations = min_iterations
         self._max_iterations = max_iterations
+        self._salted_passwords = salted_passwords
         self._client_first_bare = f"n={_escape_name(self._username)},r={self._nonce}"
         self._server_signature: bytes | None = None
         self._verified = False
@@ -172,7 +177,13 @@ class ScramClient:
             raise HotRodAuthenticationError(0, f"{self.name}: malformed server-first message") from None
         if not self._min_iterations <= iterations <= self._max_iterations:
             raise HotRodAuthenticationError(0, f"{self.name}: iteration count {iterations} refused")
-        salted = hashlib.pbkdf2_hmac(self._digest, self._password, salt, iterations)
+        cache_key = (self._digest, self._password, salt, iterations)
+        cache = self._salted_passwords
+        salted = cache.get(cache_key) if cache is not None else None
+        if salted is None:
+            salted = hashlib.pbkdf2_hmac(self._digest, self._password, salt, iterations)
+            if cache is not None:
+                cache[cache_key] = salted
         client_key = self._hmac(salted, b"Client Key")
         stored_key = hashlib.new(self._digest, client_key).digest()
         without_proof = f"c=biws,r={nonce}"
