@@ -92,3 +92,17 @@ def test_admin_tasks_create_list_and_remove_caches(server: RunningServer) -> Non
     assert ops["admin:remove"] in (None, "")
     assert ops["admin:names-after"] is False
     assert "not found" in ops["admin:remove-missing"]["error"]
+
+
+def test_client_listeners_receive_create_modify_remove_events(server: RunningServer) -> None:
+    result = results(run_node_ops(server.port, only="listener"))["listener"]
+    assert "error" not in result, result
+    assert result["removed"] is True
+    # includeState delivers the existing entry first; versions are 8 bytes.
+    assert result["seen"] == [
+        ["create", "node-before", 8],
+        ["create", "node-l1", 8],
+        ["modify", "node-l1", 8],
+        ["remove", "node-l1"],
+        ["create", "node-l2", 8],
+    ]

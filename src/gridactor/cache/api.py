@@ -185,10 +185,13 @@ class WriteResult:
     ``done``: the write (or removal) happened. ``previous``: the entry that was there
     before (None when absent). For the *_IF_UNMODIFIED operations, ``done=False`` with a
     ``previous`` means "version mismatch" and ``done=False`` without one means "absent".
+    ``version``: the version of the entry just written (0 when nothing was written, and
+    for removals); listeners' created/modified events carry it.
     """
 
     done: bool
     previous: Entry | None
+    version: int = field(default=0, compare=False)  # auxiliary: results compare by outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ from gridactor.cache.api import (
     Stats,
     WriteResult,
 )
-from gridactor.cache.store import ShardStore
+from gridactor.cache.store import ShardStore, WriteOutcome
 from gridactor.errors import (
     CacheExistsError,
     CacheNotFoundError,
@@ -255,8 +255,8 @@ def _dec_entry(p: Any) -> CacheResult:
 
 
 def _dec_write(p: Any) -> CacheResult:
-    done, prev = p
-    return WriteResult(done, None if prev is None else _make_entry(prev))
+    done, prev, *version = p
+    return WriteResult(done, None if prev is None else _make_entry(prev), version[0] if version else 0)
 
 
 def _dec_plain(p: Any) -> CacheResult:
@@ -329,7 +329,7 @@ def _r_get(s: ShardStore, c: str, it: Item, now: int) -> object:
     return s.get(c, it[3], now)
 
 
-def _wr(r: tuple[bool, Entry | None]) -> object:
+def _wr(r: WriteOutcome) -> object:
     return r
 
 

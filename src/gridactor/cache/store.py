@@ -94,6 +94,8 @@ _I64 = struct.Struct(">q")
 _CREATED_RANGE = 1 << 39  # created is stored signed relative to the base: +-17 years
 
 Record = bytes
+# (done, previous entry, version of the entry written: 0 when nothing was written)
+WriteOutcome = tuple[bool, Entry | None] | tuple[bool, Entry | None, int]
 
 
 def wall_clock_ms() -> int:
@@ -313,7 +315,7 @@ class ShardStore:
         media_type: str,
         old: Record | None,
         now: int,
-    ) -> None:
+    ) -> Record:
         if lifespan is None:
             lifespan = cs.lifespan
         elif lifespan < 0:
@@ -322,7 +324,7 @@ class ShardStore:
             max_idle = cs.max_idle
         elif max_idle < 0:
             max_idle = INFINITE
-        seg[key] = self._pack(value, media_type, lifespan, max_idle, now)
+        record = seg[key] = self._pack(value, media_type, lifespan, max_idle, now)
         cs.counters.stores += 1
         if lifespan >= 0 or max_idle >= 0:
             cs.mortal += 1
@@ -335,7 +337,7 @@ class ShardStore:
                     cs.last_used.pop(key, None)
             if cs.lru is not None:
                 cs.lru.move_to_end(key)
-            return
+            return record
         lru = cs.lru
         if lru is not None:
             lru[key] = segment
@@ -347,6 +349,7 @@ class ShardStore:
                     if gone[-1] & _F_MAX_IDLE:
                         cs.last_used.pop(victim, None)
                 cs.counters.evictions += 1
+        return record
 
     # ------------------------------------------------------------ primitive operations
 
@@ -375,19 +378,19 @@ class ShardStore:
     def put(
         self, cache: str, key: bytes, value: bytes, lifespan: int | None, max_idle: int | None,
         media_type: str, now: int,
-    ) -> tuple[bool, Entry | None]:
+    ) -> WriteOutcome:
         cs = self._state(cache)
         s = segment_of(key)
         seg = cs.segments[s]
         old = self._lookup(cs, seg, key, now)
         previous = None if old is None else self._entry(cs, key, old)
-        self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
-        return True, previous
+        record = self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
+        return True, previous, self._version_of(record)
 
     def put_if_absent(
         self, cache: str, key: bytes, value: bytes, lifespan: int | None, max_idle: int | None,
         media_type: str, now: int,
-    ) -> tuple[bool, Entry | None]:
+    ) -> WriteOutcome:
         cs = self._state(cache)
         s = segment_of(key)
         seg = cs.segments[s]
@@ -395,13 +398,13 @@ class ShardStore:
         if old is not None:
             self._touch(cs, key, old, now)
             return False, self._entry(cs, key, old)
-        self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, None, now)
-        return True, None
+        record = self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, None, now)
+        return True, None, self._version_of(record)
 
     def replace(
         self, cache: str, key: bytes, value: bytes, lifespan: int | None, max_idle: int | None,
         media_type: str, now: int,
-    ) -> tuple[bool, Entry | None]:
+    ) -> WriteOutcome:
         cs = self._state(cache)
         s = segment_of(key)
         seg = cs.segments[s]
@@ -409,13 +412,13 @@ class ShardStore:
         if old is None:
             return False, None
         previous = self._entry(cs, key, old)
-        self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
-        return True, previous
+        record = self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
+        return True, previous, self._version_of(record)
 
     def replace_if_unmodified(
         self, cache: str, key: bytes, value: bytes, version: int, lifespan: int | None,
         max_idle: int | None, media_type: str, now: int,
-    ) -> tuple[bool, Entry | None]:
+    ) -> WriteOutcome:
         cs = self._state(cache)
         s = segment_of(key)
         seg = cs.segments[s]
@@ -426,10 +429,10 @@ class ShardStore:
             self._touch(cs, key, old, now)
             return False, self._entry(cs, key, old)
         previous = self._entry(cs, key, old)
-        self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
-        return True, previous
+        record = self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
+        return True, previous, self._version_of(record)
 
-    def remove(self, cache: str, key: bytes, now: int) -> tuple[bool, Entry | None]:
+    def remove(self, cache: str, key: bytes, now: int) -> WriteOutcome:
         cs = self._state(cache)
         seg = cs.segments[segment_of(key)]
         old = self._lookup(cs, seg, key, now)
@@ -443,7 +446,7 @@ class ShardStore:
 
     def remove_if_unmodified(
         self, cache: str, key: bytes, version: int, now: int
-    ) -> tuple[bool, Entry | None]:
+    ) -> WriteOutcome:
         cs = self._state(cache)
         seg = cs.segments[segment_of(key)]
         old = self._lookup(cs, seg, key, now)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import trio
 
 from gridactor.cache.api import CacheService
+from gridactor.cache.events import EventHub, NotifyingCacheService
 from gridactor.cache.local import InProcessCacheService
 from gridactor.cache.pool import ShardPool
 from gridactor.config.loader import load_config
@@ -184,6 +185,9 @@ class Server:
                 pool = ShardPool(settings, container.default_cache, shard_count)
                 caches = await nursery.start(pool.run)
                 log.info("%d cache shard processes started", shard_count)
+            # Every front-end writes through this wrapper, so client listeners see them all.
+            events = EventHub()
+            caches = NotifyingCacheService(caches, events)
             realms = await self._start_realms(nursery)
             policy, role_mapper = policy_from_config(container, str(self.config.source))
             self.authorizer = Authorizer(policy, role_mapper)
@@ -207,6 +211,7 @@ class Server:
                         limits=limits,
                         security=security,
                         authorizer=self.authorizer,
+                        events=events,
                         security_realm=plan.security_realm,
                         hotrod_enabled=plan.hotrod,
                         rest_enabled=plan.rest,

@@ -15,6 +15,7 @@ from gridactor import __version__
 from gridactor.cache.api import CacheService, CacheSettings
 
 if TYPE_CHECKING:
+    from gridactor.cache.events import EventHub
     from gridactor.security.authorization import Authorizer
     from gridactor.security.endpoint import EndpointSecurity
 
@@ -52,6 +53,8 @@ class EndpointContext:
     security: EndpointSecurity | None = None
     # Permission checks (None: authorization is not configured, nothing is checked).
     authorizer: Authorizer | None = None
+    # Cache events for Hot Rod client listeners (None: listeners are refused).
+    events: EventHub | None = None
     hotrod_enabled: bool = True
     rest_enabled: bool = True
     # Hot Rod connector name and REST context path (Infinispan: "rest").

@@ -182,6 +182,25 @@ async function main() {
       }
     }
   }
+  if (want('listener')) {
+    await step('listener', async () => {
+      const seen = [];
+      await client.put(p + 'before', 'x');
+      const id = await client.addListener('create', (k, v) => seen.push(['create', k, v.length]),
+        { includeState: true });
+      await client.addListener('modify', (k, v) => seen.push(['modify', k, v.length]), { listenerId: id });
+      await client.addListener('remove', (k) => seen.push(['remove', k]), { listenerId: id });
+      await client.put(p + 'l1', 'a');
+      await client.put(p + 'l1', 'b');
+      await client.remove(p + 'l1');
+      await client.putAll([{ key: p + 'l2', value: 'c' }]);
+      for (let i = 0; i < 100 && seen.length < 5; i++) await new Promise((r) => setTimeout(r, 20));
+      const removed = await client.removeListener(id);
+      await client.put(p + 'l3', 'after');
+      await new Promise((r) => setTimeout(r, 100));
+      return { seen, removed };
+    });
+  }
   if (want('admin')) {
     const name = p + 'admin-cache';
     await step('admin:create', () => client.admin.createCache(name,

@@ -49,14 +49,15 @@ def test_versions_are_distinct_and_match_conditional_writes() -> None:
     store = ShardStore([CacheSettings("c")], clock=Clock(), shard_index=1, shard_count=3)
     versions = []
     for i in range(50):
-        store.put("c", b"k", b"v%d" % i, None, None, "", NOW)
+        _, _, written = store.put("c", b"k", b"v%d" % i, None, None, "", NOW)
         e = store.get("c", b"k", NOW)
         assert e is not None
+        assert e.version == written  # a write reports the version it stored
         versions.append(e.version)
     assert len(set(versions)) == 50
-    done, _ = store.replace_if_unmodified("c", b"k", b"new", versions[-1], None, None, "", NOW)
+    done, _, _ = store.replace_if_unmodified("c", b"k", b"new", versions[-1], None, None, "", NOW)
     assert done
-    done, current = store.remove_if_unmodified("c", b"k", versions[-1], NOW)
+    done, current, *_ = store.remove_if_unmodified("c", b"k", versions[-1], NOW)
     assert not done
     assert current is not None
     assert current.value == b"new"

@@ -246,16 +246,6 @@ def test_segments_from_mask() -> None:
 
 UNSUPPORTED_BODIES = [
     (op.QUERY, write_bytes(b"protobuf")),
-    (
-        op.ADD_CLIENT_LISTENER,
-        write_string("listener_7")
-        + b"\x01"
-        + write_string("ff")
-        + b"\x01"
-        + write_bytes(b"x")
-        + b"\x00\x00\x0f",
-    ),
-    (op.REMOVE_CLIENT_LISTENER, write_bytes(b"listener_7")),
     (op.ROLLBACK_TX, write_signed_vint(-3) + b"\x02gt\x01b"),
     (op.COMMIT_TX, write_signed_vint(1) + b"\x00\x00"),
     (
@@ -289,6 +279,26 @@ UNSUPPORTED_BODIES = [
     (op.MULTIMAP_SIZE, b"\x00"),
     (op.MULTIMAP_CONTAINS_VALUE, b"\x77" + write_bytes(b"v") + b"\x00"),
 ]
+
+
+def test_listener_requests_are_decoded() -> None:
+    body = write_string("listener_7") + b"\x01" + write_string("ff") + b"\x01" + write_bytes(b"x")
+    body += b"\x00\x00\x0f"  # no converter, raw data off, interests: all four
+    got = events(
+        frame(op.ADD_CLIENT_LISTENER, body, mid=4)
+        + frame(op.REMOVE_CLIENT_LISTENER, write_bytes(b"l"), mid=5)
+    )
+    add, remove = got[0], got[1]
+    assert isinstance(add, m.AddListenerRequest)
+    assert (add.listener_id, add.include_state, add.filter_factory, add.converter_factory) == (
+        b"listener_7",
+        True,
+        "ff",
+        None,
+    )
+    assert (add.use_raw_data, add.interests) == (False, 0x0F)
+    assert isinstance(remove, m.RemoveListenerRequest)
+    assert remove.listener_id == b"l"
 
 
 def test_exec_is_decoded_with_its_parameters() -> None:

@@ -17,7 +17,7 @@ the current one completely. Hence:
 
 * bad magic: the message id is unknown and nothing can be trusted: error 0x81, close;
 * unknown opcode: its body layout is unknown: error 0x82, close;
-* known but unimplemented op (QUERY, counters, multimap, transactions, listeners):
+* known but unimplemented op (QUERY, counters, multimap, transactions):
   its body is parsed and dropped, the handler answers 0x82, the connection stays usable;
 * unsupported version: the frame is still parsed with that version's rules and answered
   with 0x83; the connection stays open (clients negotiate versions on one socket);
@@ -504,18 +504,23 @@ def _exec(c: HotRodServerCodec, r: Reader, h: Header) -> m.Request:
     return m.ExecRequest(*h, task, tuple(params))
 
 
-def _add_listener(c: HotRodServerCodec, r: Reader, h: Header) -> None:
+def _add_listener(c: HotRodServerCodec, r: Reader, h: Header) -> m.Request:
     version = h[1]
-    r.array(c._name_max, "listener id")
-    r.byte()  # include current state
+    listener_id = r.array(c._name_max, "listener id")
+    include_state = r.byte() == 1
     filter_factory = r.string(c._name_max, "filter factory")
     c._factory_params(r, filter_factory)
     converter_factory = r.string(c._name_max, "converter factory")
     c._factory_params(r, converter_factory)
-    if version >= 21:
-        r.byte()  # raw data
-    if version >= 26:
-        r.vint()  # interests
+    raw = r.byte() == 1 if version >= 21 else False
+    interests = r.vint() if version >= 26 else 0
+    return m.AddListenerRequest(
+        *h, listener_id, include_state, filter_factory or None, converter_factory or None, raw, interests
+    )
+
+
+def _remove_listener(c: HotRodServerCodec, r: Reader, h: Header) -> m.Request:
+    return m.RemoveListenerRequest(*h, r.array(c._name_max, "listener id"))
 
 
 def _bloom_listener(c: HotRodServerCodec, r: Reader, h: Header) -> None:
@@ -620,8 +625,8 @@ _BODY_PARSERS: dict[int, BodyParser] = {
     op.ITERATION_END: _iteration_end,
     # Known layouts, not implemented.
     op.QUERY: _skipping(_one_array),
-    op.ADD_CLIENT_LISTENER: _skipping(_add_listener),
-    op.REMOVE_CLIENT_LISTENER: _skipping(_one_array),
+    op.ADD_CLIENT_LISTENER: _add_listener,
+    op.REMOVE_CLIENT_LISTENER: _remove_listener,
     op.EXEC: _exec,
     op.GET_STREAM: _skipping(_one_key_with_offset),
     op.PUT_STREAM: _skipping(_put_stream),

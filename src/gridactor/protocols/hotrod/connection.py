@@ -20,9 +20,10 @@ import socket
 
 import trio
 
+from gridactor.cache.events import CacheEvent
 from gridactor.protocols.hotrod import messages as m
 from gridactor.protocols.hotrod.codec import HotRodServerCodec
-from gridactor.protocols.hotrod.handler import HotRodSession, SaslAuthenticator
+from gridactor.protocols.hotrod.handler import ClientListener, HotRodSession, SaslAuthenticator
 from gridactor.security.sasl.base import SaslError, SaslMechanism
 from gridactor.security.sasl.framing import UnwrapDecoder, wrap_stream
 from gridactor.server.context import EndpointContext
@@ -165,6 +166,41 @@ async def serve_hotrod(
         if waiting:
             receive_scope.cancel()
 
+    # Client listeners write events from their own tasks; once one exists, every write
+    # of this connection takes the lock (before that the request loop is the only writer
+    # and pays nothing for it).
+    send_lock = trio.StrictFIFOLock()
+    layer: SaslMechanism | None = None
+
+    async def send(out: bytes) -> None:
+        if layer is not None:
+            out = wrap_stream(layer, out)
+        if session.listeners:
+            async with send_lock:
+                await io.send(out)
+        else:
+            await io.send(out)
+
+    async def pump_events(listener: ClientListener, stop: trio.CancelScope) -> None:
+        receive = listener.subscription.receive
+        try:
+            async with receive:
+                await _pump(listener, receive)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            stop.cancel()  # the peer is gone: end the connection, not just this pump
+
+    async def _pump(listener: ClientListener, receive: trio.MemoryReceiveChannel[CacheEvent]) -> None:
+        async for first in receive:
+            frames = [listener.frame(first)]
+            while True:  # everything already queued leaves with one send
+                try:
+                    frames.append(listener.frame(receive.receive_nowait()))
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            out = b"".join(f for f in frames if f)
+            if out:
+                await send(out)
+
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(interrupt_receive_on_stop)
@@ -173,16 +209,14 @@ async def serve_hotrod(
             # After a SASL exchange that negotiated a security layer, every buffer in both
             # directions is wrapped (Infinispan's SaslQopHandler framing); the AUTH response
             # that completes the exchange itself still goes out in the clear.
-            layer: SaslMechanism | None = None
             unwrapper: UnwrapDecoder | None = None
             with receive_scope:
                 while True:
                     batch, finished = drain(codec)
                     if batch:
-                        out = await session.handle_batch(batch)
-                        if layer is not None:
-                            out = wrap_stream(layer, out)
-                        await io.send(out)
+                        await send(await session.handle_batch(batch))
+                        while session.new_listeners:
+                            nursery.start_soon(pump_events, session.new_listeners.pop(), nursery.cancel_scope)
                         if layer is None and (layer := negotiated_layer(authenticator)) is not None:
                             limit = getattr(layer, "max_receive_size", _DEFAULT_LAYER_BUFFER)
                             unwrapper = UnwrapDecoder(layer, limit)
@@ -213,5 +247,6 @@ async def serve_hotrod(
         # A bug must cost this connection only, never the listener serving the others.
         log.exception("Hot Rod connection failed")
     finally:
+        session.close()
         io.close()
         await trio.aclose_forcefully(stream)

@@ -51,6 +51,7 @@ from gridactor.cache.api import (
     Stats,
     WriteResult,
 )
+from gridactor.cache.events import CacheEvent, EventKind, Subscription
 from gridactor.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -142,6 +143,21 @@ def _error(message_id: int, err: GridError) -> bytes:
     return resp.error(message_id, err.hotrod_status, err.hotrod_text)
 
 
+@dataclass(slots=True)
+class ClientListener:
+    listener_id: bytes
+    subscription: Subscription
+    interests: int  # bit per EventKind (created 1, modified 2, removed 4, expired 8)
+
+    def wants(self, kind: EventKind) -> bool:
+        return bool(self.interests & kind.interest)
+
+    def frame(self, event: CacheEvent) -> bytes | None:
+        if not self.wants(event.kind):
+            return None
+        return resp.event(self.listener_id, event.kind, event.key, event.version)
+
+
 class HotRodSession:
     """Per-connection Hot Rod state and request handling (module docstring)."""
 
@@ -154,6 +170,10 @@ class HotRodSession:
         self._masks: dict[str, int] = {}
         self._mask_generation = -1
         self._iterations: dict[str, _Iteration] = {}
+        # Client listeners of this connection, by listener id; the connection starts one
+        # event pump per entry of ``new_listeners`` after the batch that added it.
+        self.listeners: dict[bytes, ClientListener] = {}
+        self.new_listeners: list[ClientListener] = []
         self._planners: dict[type, Callable[[m.Request], bytes | Step]] = {
             m.PingRequest: self._ping,
             m.GetRequest: self._get,
@@ -178,6 +198,8 @@ class HotRodSession:
             m.IterationEndRequest: self._iteration_end,
             m.AuthMechListRequest: self._auth_mech_list,
             m.AuthRequest: self._auth_without_engine,
+            m.AddListenerRequest: self._add_listener,
+            m.RemoveListenerRequest: self._remove_listener,
             m.UnsupportedRequest: self._unsupported,
         }
 
@@ -389,6 +411,51 @@ class HotRodSession:
             self.subject = outcome.subject
             return resp.auth(request.message_id, outcome.challenge)
         return resp.auth(request.message_id, outcome.challenge or b"")
+
+    def _add_listener(self, request: m.Request) -> bytes | Step:
+        add = cast(m.AddListenerRequest, request)
+        mid = add.message_id
+        hub = self.ctx.events
+        if hub is None:
+            return _error(mid, _Unsupported("client listeners are not available on this endpoint"))
+        if add.filter_factory or add.converter_factory:
+            name = add.filter_factory or add.converter_factory
+            return _error(mid, _Unsupported(f"ISPN004043: No filter or converter factory named '{name}'"))
+        if add.listener_id in self.listeners:
+            return _error(mid, InvalidRequestError("a listener with this id is already registered"))
+        cache = self.caches.settings(add.cache).name  # raises CacheNotFoundError
+        listener = ClientListener(add.listener_id, hub.subscribe(cache), add.interests or 0x0F)
+        self.listeners[add.listener_id] = listener
+        self.new_listeners.append(listener)
+        done = resp.status_only(mid, op.ADD_CLIENT_LISTENER, op.SUCCESS)
+        if not add.include_state or not listener.wants(EventKind.CREATED):
+            return done
+
+        def state(results: Results) -> bytes:
+            # The current entries first, as created events under this request's message id.
+            found = cast("list[SegmentEntries]", results[0])
+            frames = [
+                resp.event(add.listener_id, EventKind.CREATED, e.key, e.version, mid)
+                for segment in found
+                for e in segment.entries
+            ]
+            return b"".join(frames) + done
+
+        return [(cache, ScanSegments(()))], state
+
+    def _remove_listener(self, request: m.Request) -> bytes:
+        remove = cast(m.RemoveListenerRequest, request)
+        listener = self.listeners.pop(remove.listener_id, None)
+        if listener is None:
+            return resp.status_only(remove.message_id, op.REMOVE_CLIENT_LISTENER, op.NOT_EXECUTED)
+        listener.subscription.close()
+        return resp.status_only(remove.message_id, op.REMOVE_CLIENT_LISTENER, op.SUCCESS)
+
+    def close(self) -> None:
+        """The connection is over: its listeners stop receiving events."""
+        for listener in self.listeners.values():
+            listener.subscription.close()
+        self.listeners.clear()
 
     def _unsupported(self, request: m.Request) -> bytes:
         unsupported = cast(m.UnsupportedRequest, request)

@@ -217,6 +217,25 @@ class AuthRequest(Request):
 
 
 @dataclass(frozen=True, slots=True)
+class AddListenerRequest(Request):
+    """ADD_CLIENT_LISTENER: events of this cache go to this connection until removed."""
+
+    listener_id: bytes
+    include_state: bool
+    filter_factory: str | None
+    converter_factory: str | None
+    use_raw_data: bool
+    interests: int  # bit mask: 1 created, 2 modified, 4 removed, 8 expired (0 = all)
+    OPCODE: ClassVar[int] = op.ADD_CLIENT_LISTENER
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveListenerRequest(Request):
+    listener_id: bytes
+    OPCODE: ClassVar[int] = op.REMOVE_CLIENT_LISTENER
+
+
+@dataclass(frozen=True, slots=True)
 class ExecRequest(Request):
     """EXEC: a server task by name (the admin tasks ``@@cache@create`` …) with parameters."""
 

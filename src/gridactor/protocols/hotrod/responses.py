@@ -170,6 +170,18 @@ def ping(message_id: int, version: int, key_type: str, value_type: str) -> bytes
     return out
 
 
+def event(listener_id: bytes, kind: int, key: bytes, version: int, message_id: int = 0) -> bytes:
+    """A client-listener event (opcodes 0x60 created, 0x61 modified, 0x62 removed, 0x63 expired).
+
+    Created and modified events carry the entry's version; the others only the key. Events
+    are never custom (converter) nor retried here.
+    """
+    body = write_bytes(listener_id) + b"\x00\x00" + write_bytes(key)
+    if kind in (0x60, 0x61):
+        body += write_long(version)
+    return header(message_id, kind, op.SUCCESS) + body
+
+
 def exec_result(message_id: int, result: bytes) -> bytes:
     """EXEC: ``00`` + byte[] result (the Node client decodes it as a string)."""
     return header(message_id, op.EXEC + 1, op.SUCCESS) + write_bytes(result)
