@@ -175,6 +175,9 @@ class Server:
         }
         container = self.config.cache_container
         settings = [definition.settings for definition in container.caches.values()]
+        # Roles and role mappers (a custom mapper class is imported here) also fail fast.
+        policy, role_mapper = policy_from_config(container, str(self.config.source))
+        self.authorizer = Authorizer(policy, role_mapper)
         async with trio.open_nursery() as nursery:
             caches: CacheService
             shard_count = default_shard_count() if self.options.shards is None else self.options.shards
@@ -189,8 +192,6 @@ class Server:
             events = EventHub()
             caches = NotifyingCacheService(caches, events)
             realms = await self._start_realms(nursery)
-            policy, role_mapper = policy_from_config(container, str(self.config.source))
-            self.authorizer = Authorizer(policy, role_mapper)
             if policy.enabled:
                 unsecured = sorted(name for name, cache in policy.caches.items() if not cache.secured)
                 if unsecured:
