@@ -116,3 +116,66 @@ def test_run_refuses_a_feature_that_is_not_implemented(tmp_path: Path) -> None:
     done = gridactor("run", "-c", str(config), "-p", "0")
     assert done.returncode == 1  # …that this build will not run with a feature silently off
     assert f"not supported yet: <persistence> ({config}:" in done.stderr
+
+
+def test_connector_idle_timeout_and_max_content_length(tmp_path: Path) -> None:
+    source = (ROOT / "config" / "examples" / "no-authentication.xml").read_text()
+    assert '<hotrod-connector name="hotrod"/>' in source
+    assert '<rest-connector name="rest"/>' in source
+    config = tmp_path / "limits.xml"
+    config.write_text(
+        source.replace(
+            '<hotrod-connector name="hotrod"/>', '<hotrod-connector name="hotrod" idle-timeout="1"/>'
+        ).replace('<rest-connector name="rest"/>', '<rest-connector name="rest" max-content-length="16"/>')
+    )
+    running = start_server(tmp_path, config=config)
+    try:
+        with socket.create_connection(("127.0.0.1", running.port), timeout=10) as idle:
+            idle.sendall(PING_41)
+            assert idle.recv(4096)[:1] == b"\xa1"
+            started = time.monotonic()
+            assert idle.recv(4096) == b""  # closed by the server for idling
+            assert 0.5 < time.monotonic() - started < 5
+        url = f"http://127.0.0.1:{running.port}/rest/v2/caches/default/k"
+        too_big = subprocess.run(
+            [
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "PUT",
+                "--data-binary",
+                "x" * 17,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+        assert too_big.stdout == "413"
+        small = subprocess.run(
+            [
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "PUT",
+                "--data-binary",
+                "x" * 16,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+        assert small.stdout == "204"
+    finally:
+        assert running.stop() == 0, running.log()

@@ -12,6 +12,7 @@ pool, because a shard is a separate process whose death is an expected failure m
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -26,7 +27,7 @@ from gridactor.cache.events import EventHub, NotifyingCacheService
 from gridactor.cache.local import InProcessCacheService
 from gridactor.cache.pool import ShardPool
 from gridactor.config.loader import load_config
-from gridactor.config.model import ServerConfig, unsupported_features
+from gridactor.config.model import EndpointConfig, ServerConfig, unsupported_features
 from gridactor.errors import ConfigError
 from gridactor.security.authorization import Authorizer, policy_from_config
 from gridactor.security.realm_actor import RealmActor, RealmClient
@@ -115,6 +116,17 @@ def plan_endpoints(config: ServerConfig, options: RunOptions) -> list[EndpointPl
             )
         )
     return plans
+
+
+def endpoint_limits(defaults: Limits, endpoint: EndpointConfig) -> Limits:
+    """The endpoint's own `idle-timeout` (seconds; 0 = none) and REST `max-content-length`."""
+    idle = endpoint.idle_timeout_s
+    if endpoint.hotrod is not None and endpoint.hotrod.idle_timeout_s:
+        idle = endpoint.hotrod.idle_timeout_s
+    body = defaults.max_http_body_bytes
+    if endpoint.rest is not None and endpoint.rest.max_content_length is not None:
+        body = endpoint.rest.max_content_length
+    return dataclasses.replace(defaults, idle_timeout_s=float(idle), max_http_body_bytes=body)
 
 
 def refuse_unsupported(config: ServerConfig) -> None:
@@ -209,7 +221,7 @@ class Server:
                     )
                     context = EndpointContext(
                         caches=caches,
-                        limits=limits,
+                        limits=endpoint_limits(limits, endpoint),
                         security=security,
                         authorizer=self.authorizer,
                         events=events,
