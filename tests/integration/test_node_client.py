@@ -106,3 +106,72 @@ def test_client_listeners_receive_create_modify_remove_events(server: RunningSer
         ["remove", "node-l1"],
         ["create", "node-l2", 8],
     ]
+
+
+@pytest.mark.parametrize("version", ["4.1", "3.1"])
+def test_counters_strong_bounded_and_weak(server: RunningServer, version: str) -> None:
+    ops = results(run_node_ops(server.port, only="counters", version=version, prefix=f"v{version}-"))
+    assert ops["counter:isDefined-before"] is False
+    assert ops["counter:get-undefined"] is None
+    assert ops["counter:create-strong"] is True
+    assert ops["counter:create-again"] is False
+    assert ops["counter:isDefined"] is True
+    assert ops["counter:config-strong"] == {"type": "strong", "storage": "volatile", "initialValue": 10}
+    assert ops["counter:get"] == 10
+    assert ops["counter:addAndGet"] == 15
+    assert ops["counter:addAndGet-negative"] == -5
+    assert ops["counter:cas-hit"] == -5  # the value before: equal to "expect", so swapped
+    assert ops["counter:cas-miss"] == 100  # not 7: nothing changed
+    assert ops["counter:getAndSet"] == 100
+    assert ops["counter:reset"] is True
+    assert ops["counter:after-reset"] == 10
+    assert ops["counter:create-bounded"] is True
+    assert ops["counter:config-bounded"] == {
+        "type": "strong", "storage": "persistent", "lowerBound": 0, "upperBound": 3, "initialValue": 1,
+    }
+    assert ops["counter:bounded-add"] == 3
+    assert "Upper bound reached" in ops["counter:bounded-over"]["error"]
+    assert ops["counter:bounded-at-bound"] == 3
+    assert "Upper bound reached" in ops["counter:bounded-cas-over"]["error"]
+    assert "Lower bound reached" in ops["counter:bounded-set-under"]["error"]
+    assert ops["counter:after-refusals"] == 3
+    assert "ISPN029508" in ops["counter:create-invalid"]["error"]
+    assert ops["counter:create-weak"] is True
+    assert ops["counter:config-weak"] == {
+        "type": "weak", "storage": "volatile", "concurrencyLevel": 8, "initialValue": 2,
+    }
+    assert ops["counter:weak-add"] == 0  # a weak counter's add reports no value (Infinispan)
+    assert ops["counter:weak-get"] == 5
+    assert "Expected=STRONG" in ops["counter:weak-cas"]["error"]
+    assert ops["counter:remove"] is True
+    # Infinispan's remove keeps the definition: the counter is back at its initial value.
+    assert ops["counter:after-remove"] == {"defined": True, "value": 2}
+    assert ops["counter:remove-undefined"] is False
+    assert ops["counter:config-undefined"] is None
+    assert ops["counter:pipeline"] == {"distinct": 200, "last": 210}
+    assert ops["counter:after-counters"] is None
+
+
+@pytest.mark.parametrize("version", ["4.1", "3.1"])
+def test_multimap_operations(server: RunningServer, version: str) -> None:
+    ops = results(run_node_ops(server.port, only="multimap", version=version, prefix=f"v{version}-"))
+    assert ops["multimap:get-missing"] == []
+    assert ops["multimap:put-a"] is None
+    assert ops["multimap:put-b"] is None
+    assert ops["multimap:put-a-again"] is None  # no duplicates: the bucket is a set
+    assert ops["multimap:get"] == ["a", "b"]
+    assert ops["multimap:size"] == 3
+    assert ops["multimap:containsKey"] is True
+    assert ops["multimap:containsKey-missing"] is False
+    assert ops["multimap:containsEntry"] is True
+    assert ops["multimap:containsEntry-missing"] is False
+    assert ops["multimap:containsValue"] is True
+    assert ops["multimap:containsValue-missing"] is False
+    assert ops["multimap:removeEntry"] is True
+    assert ops["multimap:removeEntry-missing"] is False
+    assert ops["multimap:after-removeEntry"] == ["b"]
+    assert ops["multimap:removeKey"] is True
+    assert ops["multimap:removeKey-missing"] is False
+    assert ops["multimap:size-after"] == 1
+    assert ops["multimap:plain-get-unaffected"] is None  # buckets are not plain entries
+    assert ops["multimap:after-multimap"] is None

@@ -8,10 +8,25 @@ and they travel to the shard processes as one IPC frame per shard (see
 
 Times are milliseconds. ``INFINITE`` (-1) means "never expires". In an operation, an
 expiration field of ``None`` means "use the cache's configured default".
+
+Besides plain entries, a shard keeps two more kinds of state, with their own op families:
+
+* *Multimap buckets* (``Multimap*`` ops): per cache, a key maps to a list of values
+  (Hot Rod's multimap operations address an ordinary cache, as Infinispan's do). They live
+  in a table of their own beside the cache's entries: plain key ops do not see them,
+  ``Clear`` and dropping the cache remove them, they never expire and are not evicted
+  (Infinispan ignores the expiration a multimap put carries).
+* *Counters* (``Counter*`` ops): container-wide, named, strong or weak (Infinispan's
+  ``CounterManager``). A counter name hashes to a segment, and so to one shard, like a key
+  does. Counters do not belong to a cache: the ``cache`` a counter op is submitted with
+  is ignored by ``execute_many`` (``execute`` still resolves it, as for every batch).
+  "Persistent" counters are kept for the server's lifetime, like volatile ones (there is
+  no persistence layer).
 """
 
 from __future__ import annotations
 
+import enum
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -169,9 +184,198 @@ class ScanSegments:
     segments: tuple[int, ...] = ()
 
 
+# ---------------------------------------------------------------- multimap operations (one cache)
+# ``duplicates`` is Hot Rod's supportsDuplicates: with it a bucket is a list (put appends,
+# remove-entry drops every equal value); without it a set (put of a present value does
+# nothing, remove-entry drops the first equal value), as Infinispan's Bucket does.
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapGet:
+    """The bucket of ``key``: a :class:`MultimapEntry`, or None when it has no value."""
+
+    key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapPut:
+    """Add ``value`` to the bucket of ``key``. Result: True when the bucket changed."""
+
+    key: bytes
+    value: bytes
+    duplicates: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapRemoveKey:
+    """Drop the whole bucket. Result: True when there was one."""
+
+    key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapRemoveEntry:
+    """Remove ``value`` from the bucket of ``key`` (an emptied bucket goes). Result: True when removed."""
+
+    key: bytes
+    value: bytes
+    duplicates: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapContainsKey:
+    key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapContainsEntry:
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapContainsValue:
+    """Whether any bucket holds ``value`` (every shard is asked)."""
+
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapSize:
+    """The number of values in all buckets of the cache (every shard is asked)."""
+
+
+# ---------------------------------------------------------------- counter operations (container-wide)
+
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class CounterConfig:
+    """A counter's definition, as Hot Rod encodes it (flags: 1 weak, 2 bounded, 4 persistent).
+
+    Bounds apply to bounded strong counters only; the concurrency level to weak ones only
+    (it is kept and reported, a weak counter here is one exact value).
+    """
+
+    weak: bool = False
+    bounded: bool = False
+    persistent: bool = False
+    concurrency_level: int = 16
+    lower_bound: int = INT64_MIN
+    upper_bound: int = INT64_MAX
+    initial_value: int = 0
+
+    def problem(self) -> str | None:
+        """Why Infinispan would refuse this definition (its message), or None when it is valid."""
+        if self.weak and self.bounded:
+            return "WEAK and BOUNDED encoded flag isn't supported!"
+        if self.weak and self.concurrency_level < 1:
+            return (
+                "ISPN029509: Invalid concurrency-level. It must be higher than zero but it was "
+                f"{self.concurrency_level}"
+            )
+        if self.bounded:
+            low, high, initial = self.lower_bound, self.upper_bound, self.initial_value
+            if low > initial or initial > high:
+                return (
+                    "ISPN029508: Invalid initial value for counter. It must be between "
+                    f"{low} and {high} (inclusive) but was {initial}"
+                )
+            if low == high:
+                return f"ISPN029524: Lower bound ({low}) and upper bound ({high}) can't be the same."
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class CounterCreate:
+    """Define a counter. Result: True when defined now, False when the name was taken."""
+
+    name: str
+    config: CounterConfig
+
+
+@dataclass(frozen=True, slots=True)
+class CounterGetConfig:
+    """Result: the :class:`CounterConfig`, or None when the counter is not defined."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CounterIsDefined:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CounterGet:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CounterAddAndGet:
+    """Add ``delta``: the new value (0 for a weak counter, whose add reports nothing, as in Infinispan)."""
+
+    name: str
+    delta: int
+
+
+@dataclass(frozen=True, slots=True)
+class CounterReset:
+    """Back to the initial value."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CounterCompareAndSwap:
+    """Strong counters: set ``update`` if the value is ``expect``.
+
+    Value: the one before (equal to ``expect`` iff the swap happened).
+    """
+
+    name: str
+    expect: int
+    update: int
+
+
+@dataclass(frozen=True, slots=True)
+class CounterGetAndSet:
+    """Strong counters: set ``value``. Value: the one before."""
+
+    name: str
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class CounterRemove:
+    """Infinispan's ``CounterManager.remove``: the value goes, the definition stays, so the
+    counter comes back at its initial value when used again."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CounterNames:
+    """Every defined counter's name, sorted (every shard is asked)."""
+
+
+CounterOp = (
+    CounterCreate | CounterGetConfig | CounterIsDefined | CounterGet | CounterAddAndGet | CounterReset
+    | CounterCompareAndSwap | CounterGetAndSet | CounterRemove | CounterNames
+)
+COUNTER_OPS: frozenset[type] = frozenset({
+    CounterCreate, CounterGetConfig, CounterIsDefined, CounterGet, CounterAddAndGet, CounterReset,
+    CounterCompareAndSwap, CounterGetAndSet, CounterRemove, CounterNames,
+})
+
 CacheOp = (
     Get | ContainsKey | Put | PutIfAbsent | Replace | ReplaceIfUnmodified | Remove | RemoveIfUnmodified
     | PutAll | GetAll | Clear | Size | Stats | ScanSegments
+    | MultimapGet | MultimapPut | MultimapRemoveKey | MultimapRemoveEntry | MultimapContainsKey
+    | MultimapContainsEntry | MultimapContainsValue | MultimapSize
+    | CounterOp
 )
 
 
@@ -216,14 +420,48 @@ class SegmentEntries:
     entries: tuple[Entry, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class MultimapEntry:
+    """One multimap bucket: its values in insertion order, and the metadata of its last write."""
+
+    key: bytes
+    values: tuple[bytes, ...]
+    version: int  # fresh on every change of the bucket
+    created_ms: int  # epoch ms of the bucket's last change
+
+
+class CounterStatus(enum.IntEnum):
+    """How a counter op went. The bound statuses are Infinispan's CounterOutOfBoundsException."""
+
+    OK = 0
+    UNDEFINED = 1
+    LOWER_BOUND_REACHED = 2
+    UPPER_BOUND_REACHED = 3
+    NOT_STRONG = 4  # compare-and-swap / get-and-set on a weak counter
+
+
+@dataclass(frozen=True, slots=True)
+class CounterResult:
+    """Outcome of a counter op on a value; ``value`` means what the op's docstring says."""
+
+    status: CounterStatus
+    value: int = 0
+
+
 # Result of each op kind:
 #   Get -> Entry | None            ContainsKey -> bool
 #   Put/PutIfAbsent/Replace/ReplaceIfUnmodified/Remove/RemoveIfUnmodified -> WriteResult
 #   PutAll -> None                 GetAll -> dict[bytes, Entry]
 #   Clear -> None                  Size -> int          Stats -> CacheStatistics
 #   ScanSegments -> list[SegmentEntries] (ordered by segment)
+#   MultimapGet -> MultimapEntry | None                 MultimapSize -> int
+#   MultimapPut/RemoveKey/RemoveEntry/ContainsKey/ContainsEntry/ContainsValue -> bool
+#   CounterCreate/CounterIsDefined -> bool              CounterGetConfig -> CounterConfig | None
+#   CounterGet/AddAndGet/Reset/CompareAndSwap/GetAndSet/Remove -> CounterResult
+#   CounterNames -> list[str] (sorted)
 CacheResult = (
     Entry | None | bool | WriteResult | dict[bytes, Entry] | int | CacheStatistics | list[SegmentEntries]
+    | MultimapEntry | CounterConfig | CounterResult | list[str]
 )
 
 

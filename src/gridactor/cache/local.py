@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import trio
 
-from gridactor.cache.api import CacheOp, CacheResult, CacheSettings
+from gridactor.cache.api import COUNTER_OPS, CacheOp, CacheResult, CacheSettings
 from gridactor.cache.store import Clock, ShardStore, wall_clock_ms
 from gridactor.errors import CacheExistsError, CacheNotFoundError, GridError
 
@@ -69,7 +69,9 @@ class InProcessCacheService:
         out: list[CacheResult | GridError] = []
         for cache, op in batch:
             try:
-                out.append(store.apply(self._resolve(cache), op, now))
+                # Counters are container-wide: no cache to resolve (see cache.api).
+                name = "" if type(op) in COUNTER_OPS else self._resolve(cache)
+                out.append(store.apply(name, op, now))
             except GridError as e:
                 out.append(e)
         return out

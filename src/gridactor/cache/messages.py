@@ -30,9 +30,31 @@ from gridactor.cache.api import (
     CacheStatistics,
     Clear,
     ContainsKey,
+    CounterAddAndGet,
+    CounterCompareAndSwap,
+    CounterConfig,
+    CounterCreate,
+    CounterGet,
+    CounterGetAndSet,
+    CounterGetConfig,
+    CounterIsDefined,
+    CounterNames,
+    CounterRemove,
+    CounterReset,
+    CounterResult,
+    CounterStatus,
     Entry,
     Get,
     GetAll,
+    MultimapContainsEntry,
+    MultimapContainsKey,
+    MultimapContainsValue,
+    MultimapEntry,
+    MultimapGet,
+    MultimapPut,
+    MultimapRemoveEntry,
+    MultimapRemoveKey,
+    MultimapSize,
     Put,
     PutAll,
     PutIfAbsent,
@@ -81,6 +103,26 @@ OP_STATS: Final = 13
 OP_SCAN: Final = 14
 OP_DEFINE_CACHE: Final = 20
 OP_DROP_CACHE: Final = 21
+# multimap buckets: (rid, cache, tag, key[, value, duplicates]); size / contains-value fan out
+OP_MM_GET: Final = 30
+OP_MM_PUT: Final = 31
+OP_MM_REMOVE_KEY: Final = 32
+OP_MM_REMOVE_ENTRY: Final = 33
+OP_MM_CONTAINS_KEY: Final = 34
+OP_MM_CONTAINS_ENTRY: Final = 35
+OP_MM_CONTAINS_VALUE: Final = 36
+OP_MM_SIZE: Final = 37
+# counters: (rid, "", tag, name, *numbers); the cache field is unused; names fan out
+OP_COUNTER_CREATE: Final = 40
+OP_COUNTER_CONFIG: Final = 41
+OP_COUNTER_DEFINED: Final = 42
+OP_COUNTER_GET: Final = 43
+OP_COUNTER_ADD: Final = 44
+OP_COUNTER_RESET: Final = 45
+OP_COUNTER_CAS: Final = 46
+OP_COUNTER_SET: Final = 47
+OP_COUNTER_REMOVE: Final = 48
+OP_COUNTER_NAMES: Final = 49
 
 STATUS_OK: Final = 0
 STATUS_ERROR: Final = 1
@@ -212,7 +254,29 @@ OP_TAGS: Final[dict[type, int]] = {
     ReplaceIfUnmodified: OP_REPLACE_IF, Remove: OP_REMOVE, RemoveIfUnmodified: OP_REMOVE_IF,
     PutAll: OP_PUT_ALL, GetAll: OP_GET_ALL, Clear: OP_CLEAR, Size: OP_SIZE, Stats: OP_STATS,
     ScanSegments: OP_SCAN,
+    MultimapGet: OP_MM_GET, MultimapPut: OP_MM_PUT, MultimapRemoveKey: OP_MM_REMOVE_KEY,
+    MultimapRemoveEntry: OP_MM_REMOVE_ENTRY, MultimapContainsKey: OP_MM_CONTAINS_KEY,
+    MultimapContainsEntry: OP_MM_CONTAINS_ENTRY, MultimapContainsValue: OP_MM_CONTAINS_VALUE,
+    MultimapSize: OP_MM_SIZE,
+    CounterCreate: OP_COUNTER_CREATE, CounterGetConfig: OP_COUNTER_CONFIG,
+    CounterIsDefined: OP_COUNTER_DEFINED,
+    CounterGet: OP_COUNTER_GET, CounterAddAndGet: OP_COUNTER_ADD, CounterReset: OP_COUNTER_RESET,
+    CounterCompareAndSwap: OP_COUNTER_CAS, CounterGetAndSet: OP_COUNTER_SET, CounterRemove: OP_COUNTER_REMOVE,
+    CounterNames: OP_COUNTER_NAMES,
 }
+
+
+def counter_config_to_wire(c: CounterConfig) -> tuple[object, ...]:
+    return (
+        c.weak, c.bounded, c.persistent, c.concurrency_level, c.lower_bound, c.upper_bound, c.initial_value
+    )
+
+
+def counter_config_from_wire(t: Any) -> CounterConfig:
+    weak, bounded, persistent, level, lower, upper, initial = t
+    return CounterConfig(
+        bool(weak), bool(bounded), bool(persistent), int(level), int(lower), int(upper), int(initial)
+    )
 
 
 def encode_op(rid: int, cache: str, op: CacheOp) -> Item:
@@ -234,7 +298,27 @@ def encode_op(rid: int, cache: str, op: CacheOp) -> Item:
         return (rid, cache, OP_GET_ALL, op.keys)
     if isinstance(op, ScanSegments):
         return (rid, cache, OP_SCAN, op.segments)
-    return (rid, cache, OP_TAGS[type(op)])  # Clear, Size, Stats
+    if isinstance(op, (MultimapGet, MultimapRemoveKey, MultimapContainsKey)):
+        return (rid, cache, OP_TAGS[type(op)], op.key)
+    if isinstance(op, (MultimapPut, MultimapRemoveEntry)):
+        return (rid, cache, OP_TAGS[type(op)], op.key, op.value, op.duplicates)
+    if isinstance(op, MultimapContainsEntry):
+        return (rid, cache, OP_MM_CONTAINS_ENTRY, op.key, op.value)
+    if isinstance(op, MultimapContainsValue):
+        return (rid, cache, OP_MM_CONTAINS_VALUE, op.value)
+    if isinstance(op, CounterCreate):
+        return (rid, "", OP_COUNTER_CREATE, op.name, counter_config_to_wire(op.config))
+    if isinstance(op, (CounterGetConfig, CounterIsDefined, CounterGet, CounterReset, CounterRemove)):
+        return (rid, "", OP_TAGS[type(op)], op.name)
+    if isinstance(op, CounterAddAndGet):
+        return (rid, "", OP_COUNTER_ADD, op.name, op.delta)
+    if isinstance(op, CounterCompareAndSwap):
+        return (rid, "", OP_COUNTER_CAS, op.name, op.expect, op.update)
+    if isinstance(op, CounterGetAndSet):
+        return (rid, "", OP_COUNTER_SET, op.name, op.value)
+    if isinstance(op, CounterNames):
+        return (rid, "", OP_COUNTER_NAMES)
+    return (rid, cache, OP_TAGS[type(op)])  # Clear, Size, Stats, MultimapSize
 
 
 def entry_to_wire(e: Entry) -> tuple[object, ...]:
@@ -280,7 +364,34 @@ def _dec_scan(p: Any) -> CacheResult:
     return [SegmentEntries(s, tuple(Entry(*t) for t in es)) for s, es in p]
 
 
+def _dec_bucket(p: Any) -> CacheResult:
+    if p is None:
+        return None
+    key, values, version, created = p
+    return MultimapEntry(key, tuple(values), version, created)
+
+
+def _dec_counter(p: Any) -> CacheResult:
+    return CounterResult(CounterStatus(p[0]), p[1])
+
+
+def _dec_counter_config(p: Any) -> CacheResult:
+    return None if p is None else counter_config_from_wire(p)
+
+
+def _dec_names(p: Any) -> CacheResult:
+    return [str(name) for name in p]
+
+
 RESULT_DECODERS: Final[dict[int, Callable[[Any], CacheResult]]] = {
+    OP_MM_GET: _dec_bucket, OP_MM_PUT: _dec_plain, OP_MM_REMOVE_KEY: _dec_plain,
+    OP_MM_REMOVE_ENTRY: _dec_plain,
+    OP_MM_CONTAINS_KEY: _dec_plain, OP_MM_CONTAINS_ENTRY: _dec_plain, OP_MM_CONTAINS_VALUE: _dec_plain,
+    OP_MM_SIZE: _dec_plain,
+    OP_COUNTER_CREATE: _dec_plain, OP_COUNTER_CONFIG: _dec_counter_config, OP_COUNTER_DEFINED: _dec_plain,
+    OP_COUNTER_GET: _dec_counter, OP_COUNTER_ADD: _dec_counter, OP_COUNTER_RESET: _dec_counter,
+    OP_COUNTER_CAS: _dec_counter, OP_COUNTER_SET: _dec_counter, OP_COUNTER_REMOVE: _dec_counter,
+    OP_COUNTER_NAMES: _dec_names,
     OP_GET: _dec_entry, OP_CONTAINS: _dec_plain, OP_PUT: _dec_write, OP_PUT_IF_ABSENT: _dec_write,
     OP_REPLACE: _dec_write, OP_REPLACE_IF: _dec_write, OP_REMOVE: _dec_write, OP_REMOVE_IF: _dec_write,
     OP_PUT_ALL: _dec_plain, OP_GET_ALL: _dec_get_all, OP_CLEAR: _dec_plain, OP_SIZE: _dec_plain,
@@ -404,7 +515,93 @@ def _r_drop(s: ShardStore, c: str, it: Item, now: int) -> object:
     return None
 
 
+def _r_mm_get(s: ShardStore, c: str, it: Item, now: int) -> object:
+    found = s.multimap_get(c, it[3])
+    return None if found is None else (found.key, found.values, found.version, found.created_ms)
+
+
+def _r_mm_put(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return s.multimap_put(c, it[3], it[4], bool(it[5]), now)
+
+
+def _r_mm_remove_key(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return s.multimap_remove_key(c, it[3])
+
+
+def _r_mm_remove_entry(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return s.multimap_remove_entry(c, it[3], it[4], bool(it[5]), now)
+
+
+def _r_mm_contains_key(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return s.multimap_contains_key(c, it[3])
+
+
+def _r_mm_contains_entry(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return s.multimap_contains_entry(c, it[3], it[4])
+
+
+def _r_mm_contains_value(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return s.multimap_contains_value(c, it[3])
+
+
+def _r_mm_size(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return s.multimap_size(c)
+
+
+def _counter_out(r: CounterResult) -> object:
+    return (int(r.status), r.value)
+
+
+def _r_counter_create(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return s.counter_create(str(it[3]), counter_config_from_wire(it[4]))
+
+
+def _r_counter_config(s: ShardStore, c: str, it: Item, now: int) -> object:
+    config = s.counter_config(it[3])
+    return None if config is None else counter_config_to_wire(config)
+
+
+def _r_counter_defined(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return s.counter_defined(it[3])
+
+
+def _r_counter_get(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return _counter_out(s.counter_get(it[3]))
+
+
+def _r_counter_add(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return _counter_out(s.counter_add(it[3], int(it[4])))
+
+
+def _r_counter_reset(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return _counter_out(s.counter_reset(it[3]))
+
+
+def _r_counter_cas(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return _counter_out(s.counter_compare_and_swap(it[3], int(it[4]), int(it[5])))
+
+
+def _r_counter_set(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return _counter_out(s.counter_get_and_set(it[3], int(it[4])))
+
+
+def _r_counter_remove(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return _counter_out(s.counter_remove(it[3]))
+
+
+def _r_counter_names(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return s.counter_names()
+
+
 SHARD_HANDLERS: Final[dict[int, Callable[[ShardStore, str, Item, int], object]]] = {
+    OP_MM_GET: _r_mm_get, OP_MM_PUT: _r_mm_put, OP_MM_REMOVE_KEY: _r_mm_remove_key,
+    OP_MM_REMOVE_ENTRY: _r_mm_remove_entry, OP_MM_CONTAINS_KEY: _r_mm_contains_key,
+    OP_MM_CONTAINS_ENTRY: _r_mm_contains_entry, OP_MM_CONTAINS_VALUE: _r_mm_contains_value,
+    OP_MM_SIZE: _r_mm_size,
+    OP_COUNTER_CREATE: _r_counter_create, OP_COUNTER_CONFIG: _r_counter_config,
+    OP_COUNTER_DEFINED: _r_counter_defined, OP_COUNTER_GET: _r_counter_get, OP_COUNTER_ADD: _r_counter_add,
+    OP_COUNTER_RESET: _r_counter_reset, OP_COUNTER_CAS: _r_counter_cas, OP_COUNTER_SET: _r_counter_set,
+    OP_COUNTER_REMOVE: _r_counter_remove, OP_COUNTER_NAMES: _r_counter_names,
     OP_GET: _r_get, OP_CONTAINS: _r_contains, OP_PUT: _r_put, OP_PUT_IF_ABSENT: _r_put_if_absent,
     OP_REPLACE: _r_replace, OP_REPLACE_IF: _r_replace_if, OP_REMOVE: _r_remove, OP_REMOVE_IF: _r_remove_if,
     OP_PUT_ALL: _r_put_all, OP_GET_ALL: _r_get_all, OP_CLEAR: _r_clear, OP_SIZE: _r_size,

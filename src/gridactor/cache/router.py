@@ -37,15 +37,23 @@ from typing import Any, Final
 import trio
 
 from gridactor.cache.api import (
+    COUNTER_OPS,
     SEGMENTS,
     CacheOp,
     CacheResult,
     CacheSettings,
     CacheStatistics,
     ContainsKey,
+    CounterNames,
     Entry,
     Get,
     GetAll,
+    MultimapContainsEntry,
+    MultimapContainsKey,
+    MultimapGet,
+    MultimapPut,
+    MultimapRemoveEntry,
+    MultimapRemoveKey,
     Put,
     PutAll,
     PutIfAbsent,
@@ -54,13 +62,17 @@ from gridactor.cache.api import (
     Replace,
     ReplaceIfUnmodified,
     ScanSegments,
+    SegmentEntries,
     segment_of,
 )
 from gridactor.cache.messages import (
     MSG_REQUESTS,
+    OP_COUNTER_NAMES,
     OP_DEFINE_CACHE,
     OP_DROP_CACHE,
     OP_GET_ALL,
+    OP_MM_CONTAINS_VALUE,
+    OP_MM_SIZE,
     OP_PUT_ALL,
     OP_SCAN,
     OP_SIZE,
@@ -93,7 +105,10 @@ RECV_SIZE: Final = 1 << 20
 DEFAULT_MAX_PENDING: Final = 65536
 
 _SINGLE_KEY: Final = frozenset({Get, ContainsKey, Put, PutIfAbsent, Replace, ReplaceIfUnmodified, Remove,
-                                RemoveIfUnmodified})
+                                RemoveIfUnmodified, MultimapGet, MultimapPut, MultimapRemoveKey,
+                                MultimapRemoveEntry, MultimapContainsKey, MultimapContainsEntry})
+# Counter ops on one counter: routed by the UTF-8 bytes of the name, like a key.
+_SINGLE_COUNTER: Final = COUNTER_OPS - {CounterNames}
 
 
 class ShardLostError(GridError):
@@ -265,8 +280,12 @@ def _merge(tag: int, parts: list[CacheResult | GridError]) -> CacheResult | Grid
     for p in parts:
         if isinstance(p, GridError):
             return p
-    if tag == OP_SIZE:
+    if tag in (OP_SIZE, OP_MM_SIZE):
         return sum(p for p in parts if isinstance(p, int))
+    if tag == OP_MM_CONTAINS_VALUE:
+        return any(p is True for p in parts)
+    if tag == OP_COUNTER_NAMES:
+        return sorted(name for p in parts if isinstance(p, list) for name in p if isinstance(name, str))
     if tag == OP_GET_ALL:
         out: dict[bytes, Entry] = {}
         for p in parts:
@@ -274,7 +293,7 @@ def _merge(tag: int, parts: list[CacheResult | GridError]) -> CacheResult | Grid
                 out.update(p)
         return out
     if tag == OP_SCAN:
-        segs = [se for p in parts if isinstance(p, list) for se in p]
+        segs = [se for p in parts if isinstance(p, list) for se in p if isinstance(se, SegmentEntries)]
         segs.sort(key=lambda se: se.segment)
         return segs
     if tag == OP_STATS:
@@ -398,6 +417,9 @@ class ShardRouter:
         await self._wait_for_space()
         call = _Call(len(batch))
         for i, (cache, op) in enumerate(batch):
+            if type(op) in COUNTER_OPS:  # container-wide: no cache to resolve
+                self._dispatch(call, i, "", op)
+                continue
             try:
                 name = self._resolve(cache)
             except CacheNotFoundError as e:
@@ -413,8 +435,9 @@ class ShardRouter:
 
     def _dispatch(self, call: _Call, i: int, cache: str, op: CacheOp) -> None:
         t = type(op)
-        if t in _SINGLE_KEY:
-            shard = self._shard_of_segment[segment_of(op.key)]  # type: ignore[union-attr]
+        if t in _SINGLE_KEY or t in _SINGLE_COUNTER:
+            routing = op.key if t in _SINGLE_KEY else op.name.encode()  # type: ignore[union-attr]
+            shard = self._shard_of_segment[segment_of(routing)]
             link = self._links[shard]
             if link is None or not link.alive:
                 call.results[i] = self._down[shard]
@@ -445,7 +468,7 @@ class ShardRouter:
             else:
                 shards = set(range(self.shard_count))
             self._fan_out(call, i, cache, OP_SCAN, dict.fromkeys(shards, op))
-        else:  # Clear, Size, Stats: every shard
+        else:  # Clear, Size, Stats, MultimapSize, MultimapContainsValue, CounterNames: every shard
             tag = OP_TAGS[t]
             self._fan_out(call, i, cache, tag, dict.fromkeys(range(self.shard_count), op))
 

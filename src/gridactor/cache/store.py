@@ -32,6 +32,12 @@ lives in a side dict per cache (reads would otherwise copy the value to rewrite 
 order (an ``OrderedDict`` key -> segment: O(1) touch and O(1) pop of the oldest).
 Unbounded caches skip the LRU bookkeeping entirely, which is the common, fast case.
 
+*Multimap buckets and counters* (see :mod:`gridactor.cache.api`) are small Python objects
+in tables of their own: a per-cache dict key -> :class:`_Bucket` created on first use (so
+caches never used as multimaps pay nothing), and one store-wide dict name ->
+:class:`_Counter`. The router sends a bucket to the shard of its key and a counter to the
+shard of its name's UTF-8 bytes, so each lives on exactly one shard.
+
 *Versions.* Every write gets a fresh 63-bit version: a random per-process epoch in the
 high bits and a counter in the low bits, so a restarted shard (new epoch) never hands
 out a version an old client may still hold. The counter steps by ``shard_count`` from
@@ -53,6 +59,8 @@ from dataclasses import dataclass
 
 from gridactor.cache.api import (
     INFINITE,
+    INT64_MAX,
+    INT64_MIN,
     SEGMENTS,
     CacheOp,
     CacheResult,
@@ -60,9 +68,31 @@ from gridactor.cache.api import (
     CacheStatistics,
     Clear,
     ContainsKey,
+    CounterAddAndGet,
+    CounterCompareAndSwap,
+    CounterConfig,
+    CounterCreate,
+    CounterGet,
+    CounterGetAndSet,
+    CounterGetConfig,
+    CounterIsDefined,
+    CounterNames,
+    CounterRemove,
+    CounterReset,
+    CounterResult,
+    CounterStatus,
     Entry,
     Get,
     GetAll,
+    MultimapContainsEntry,
+    MultimapContainsKey,
+    MultimapContainsValue,
+    MultimapEntry,
+    MultimapGet,
+    MultimapPut,
+    MultimapRemoveEntry,
+    MultimapRemoveKey,
+    MultimapSize,
     Put,
     PutAll,
     PutIfAbsent,
@@ -126,10 +156,36 @@ class _Counters:
     evictions: int = 0
 
 
+class _Bucket:
+    """The values of one multimap key (insertion order) and its last change's metadata."""
+
+    __slots__ = ("created", "values", "version")
+
+    def __init__(self, values: list[bytes], version: int, created: int) -> None:
+        self.values = values
+        self.version = version
+        self.created = created
+
+
+class _Counter:
+    """One counter: its definition, value and Infinispan's bound state (0 valid, 1 lower, 2 upper)."""
+
+    __slots__ = ("config", "state", "value")
+
+    def __init__(self, config: CounterConfig) -> None:
+        self.config = config
+        self.value = config.initial_value
+        self.state = _VALID
+
+
+_VALID, _LOWER_REACHED, _UPPER_REACHED = 0, 1, 2
+_STATE_STATUS = (CounterStatus.OK, CounterStatus.LOWER_BOUND_REACHED, CounterStatus.UPPER_BOUND_REACHED)
+
+
 class _CacheState:
     __slots__ = (
-        "counters", "last_used", "lifespan", "limit", "lru", "max_idle", "mortal", "segments", "settings",
-        "started_ms",
+        "counters", "last_used", "lifespan", "limit", "lru", "max_idle", "mortal", "multimap", "segments",
+        "settings", "started_ms",
     )
 
     def __init__(self, settings: CacheSettings, limit: int, now: int) -> None:
@@ -143,6 +199,7 @@ class _CacheState:
         self.mortal = 0  # entries with a lifespan or max-idle; 0 means nothing to sweep
         self.counters = _Counters()
         self.started_ms = now
+        self.multimap: dict[bytes, _Bucket] | None = None  # created by the first multimap put
 
 
 def _record_expired(cs: _CacheState, key: bytes, rec: Record, base: int, now: int) -> bool:
@@ -185,6 +242,7 @@ class ShardStore:
         # Creation times are stored relative to this instant (module docstring).
         self._base = clock()
         self._caches: dict[str, _CacheState] = {}
+        self._counters: dict[str, _Counter] = {}
         self._owned = tuple(s for s in range(SEGMENTS) if s % shard_count == shard_index)
         for settings in caches:
             self.define_cache(settings)
@@ -496,6 +554,7 @@ class ShardStore:
             cs.lru.clear()
         cs.last_used.clear()
         cs.mortal = 0
+        cs.multimap = None
 
     def size(self, cache: str, now: int) -> int:
         cs = self._state(cache)
@@ -540,6 +599,172 @@ class ShardStore:
                 self._purge_segment(cs, seg, now)
             out.append(SegmentEntries(s, tuple(self._entry(cs, k, rec) for k, rec in seg.items())))
         return out
+
+    # ------------------------------------------------------------ multimap buckets
+
+    def multimap_get(self, cache: str, key: bytes) -> MultimapEntry | None:
+        buckets = self._state(cache).multimap
+        bucket = None if buckets is None else buckets.get(key)
+        if bucket is None:
+            return None
+        return MultimapEntry(key, tuple(bucket.values), bucket.version, bucket.created + self._base)
+
+    def multimap_put(self, cache: str, key: bytes, value: bytes, duplicates: bool, now: int) -> bool:
+        cs = self._state(cache)
+        buckets = cs.multimap
+        if buckets is None:
+            buckets = cs.multimap = {}
+        bucket = buckets.get(key)
+        if bucket is None:
+            buckets[key] = _Bucket([value], self._version(), now - self._base)
+            return True
+        if not duplicates and value in bucket.values:
+            return False
+        bucket.values.append(value)
+        bucket.version = self._version()
+        bucket.created = now - self._base
+        return True
+
+    def multimap_remove_key(self, cache: str, key: bytes) -> bool:
+        buckets = self._state(cache).multimap
+        return buckets is not None and buckets.pop(key, None) is not None
+
+    def multimap_remove_entry(self, cache: str, key: bytes, value: bytes, duplicates: bool, now: int) -> bool:
+        buckets = self._state(cache).multimap
+        bucket = None if buckets is None else buckets.get(key)
+        if bucket is None or value not in bucket.values:
+            return False
+        assert buckets is not None
+        if duplicates:
+            bucket.values = [v for v in bucket.values if v != value]
+        else:
+            bucket.values.remove(value)
+        if not bucket.values:
+            del buckets[key]
+        else:
+            bucket.version = self._version()
+            bucket.created = now - self._base
+        return True
+
+    def multimap_contains_key(self, cache: str, key: bytes) -> bool:
+        buckets = self._state(cache).multimap
+        return buckets is not None and key in buckets
+
+    def multimap_contains_entry(self, cache: str, key: bytes, value: bytes) -> bool:
+        buckets = self._state(cache).multimap
+        bucket = None if buckets is None else buckets.get(key)
+        return bucket is not None and value in bucket.values
+
+    def multimap_contains_value(self, cache: str, value: bytes) -> bool:
+        buckets = self._state(cache).multimap
+        return buckets is not None and any(value in b.values for b in buckets.values())
+
+    def multimap_size(self, cache: str) -> int:
+        buckets = self._state(cache).multimap
+        return 0 if buckets is None else sum(len(b.values) for b in buckets.values())
+
+    # ------------------------------------------------------------ counters (semantics: Infinispan's)
+
+    def counter_create(self, name: str, config: CounterConfig) -> bool:
+        problem = config.problem()
+        if problem is not None:
+            raise InvalidRequestError(problem)
+        if name in self._counters:
+            return False
+        if not config.bounded:  # the bounds of an unbounded counter are the long range, whatever was sent
+            config = CounterConfig(
+                config.weak, False, config.persistent, config.concurrency_level, INT64_MIN, INT64_MAX,
+                config.initial_value,
+            )
+        self._counters[name] = _Counter(config)
+        return True
+
+    def counter_config(self, name: str) -> CounterConfig | None:
+        counter = self._counters.get(name)
+        return None if counter is None else counter.config
+
+    def counter_defined(self, name: str) -> bool:
+        return name in self._counters
+
+    def counter_names(self) -> list[str]:
+        return sorted(self._counters)
+
+    def counter_get(self, name: str) -> CounterResult:
+        counter = self._counters.get(name)
+        if counter is None:
+            return _UNDEFINED
+        return CounterResult(CounterStatus.OK, counter.value)
+
+    def counter_add(self, name: str, delta: int) -> CounterResult:
+        """Infinispan's add: a bounded counter stops at the bound it crosses and reports it
+        (again on every further add in that direction, and on add 0 while it sits there);
+        an unbounded one saturates at the long range."""
+        counter = self._counters.get(name)
+        if counter is None:
+            return _UNDEFINED
+        config = counter.config
+        if config.bounded:
+            if delta > 0 and counter.state != _UPPER_REACHED:
+                total = counter.value + delta
+                if total > config.upper_bound:
+                    counter.value, counter.state = config.upper_bound, _UPPER_REACHED
+                else:
+                    counter.value, counter.state = total, _VALID
+            elif delta < 0 and counter.state != _LOWER_REACHED:
+                total = counter.value + delta
+                if total < config.lower_bound:
+                    counter.value, counter.state = config.lower_bound, _LOWER_REACHED
+                else:
+                    counter.value, counter.state = total, _VALID
+            return CounterResult(_STATE_STATUS[counter.state], counter.value)
+        counter.value = min(INT64_MAX, max(INT64_MIN, counter.value + delta))
+        return CounterResult(CounterStatus.OK, 0 if config.weak else counter.value)
+
+    def counter_reset(self, name: str) -> CounterResult:
+        counter = self._counters.get(name)
+        if counter is None:
+            return _UNDEFINED
+        counter.value, counter.state = counter.config.initial_value, _VALID
+        return CounterResult(CounterStatus.OK, counter.value)
+
+    def _out_of_bounds(self, config: CounterConfig, update: int) -> CounterResult | None:
+        if config.bounded:
+            if update < config.lower_bound:
+                return CounterResult(CounterStatus.LOWER_BOUND_REACHED, config.lower_bound)
+            if update > config.upper_bound:
+                return CounterResult(CounterStatus.UPPER_BOUND_REACHED, config.upper_bound)
+        return None
+
+    def counter_compare_and_swap(self, name: str, expect: int, update: int) -> CounterResult:
+        counter = self._counters.get(name)
+        if counter is None:
+            return _UNDEFINED
+        if counter.config.weak:
+            return _NOT_STRONG
+        previous = counter.value
+        if previous == expect:
+            refused = self._out_of_bounds(counter.config, update)
+            if refused is not None:
+                return refused
+            counter.value, counter.state = update, _VALID
+        return CounterResult(CounterStatus.OK, previous)
+
+    def counter_get_and_set(self, name: str, value: int) -> CounterResult:
+        counter = self._counters.get(name)
+        if counter is None:
+            return _UNDEFINED
+        if counter.config.weak:
+            return _NOT_STRONG
+        refused = self._out_of_bounds(counter.config, value)
+        if refused is not None:
+            return refused
+        previous = counter.value
+        counter.value, counter.state = value, _VALID
+        return CounterResult(CounterStatus.OK, previous)
+
+    def counter_remove(self, name: str) -> CounterResult:
+        """The value goes, the definition stays (Infinispan's ``remove(name)``, keepConfig)."""
+        return self.counter_reset(name)
 
     # ------------------------------------------------------------ expiration sweep
 
@@ -640,11 +865,91 @@ def _build_apply() -> dict[type, Callable[[ShardStore, str, CacheOp, int], Cache
         assert isinstance(op, ScanSegments)
         return s.scan_segments(c, op.segments, now)
 
+    def mm_get(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, MultimapGet)
+        return s.multimap_get(c, op.key)
+
+    def mm_put(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, MultimapPut)
+        return s.multimap_put(c, op.key, op.value, op.duplicates, now)
+
+    def mm_remove_key(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, MultimapRemoveKey)
+        return s.multimap_remove_key(c, op.key)
+
+    def mm_remove_entry(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, MultimapRemoveEntry)
+        return s.multimap_remove_entry(c, op.key, op.value, op.duplicates, now)
+
+    def mm_contains_key(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, MultimapContainsKey)
+        return s.multimap_contains_key(c, op.key)
+
+    def mm_contains_entry(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, MultimapContainsEntry)
+        return s.multimap_contains_entry(c, op.key, op.value)
+
+    def mm_contains_value(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, MultimapContainsValue)
+        return s.multimap_contains_value(c, op.value)
+
+    def mm_size(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        return s.multimap_size(c)
+
+    def counter_create(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, CounterCreate)
+        return s.counter_create(op.name, op.config)
+
+    def counter_config(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, CounterGetConfig)
+        return s.counter_config(op.name)
+
+    def counter_defined(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, CounterIsDefined)
+        return s.counter_defined(op.name)
+
+    def counter_get(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, CounterGet)
+        return s.counter_get(op.name)
+
+    def counter_add(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, CounterAddAndGet)
+        return s.counter_add(op.name, op.delta)
+
+    def counter_reset(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, CounterReset)
+        return s.counter_reset(op.name)
+
+    def counter_cas(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, CounterCompareAndSwap)
+        return s.counter_compare_and_swap(op.name, op.expect, op.update)
+
+    def counter_set(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, CounterGetAndSet)
+        return s.counter_get_and_set(op.name, op.value)
+
+    def counter_remove(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, CounterRemove)
+        return s.counter_remove(op.name)
+
+    def counter_names(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        return s.counter_names()
+
     return {
+        MultimapGet: mm_get, MultimapPut: mm_put, MultimapRemoveKey: mm_remove_key,
+        MultimapRemoveEntry: mm_remove_entry, MultimapContainsKey: mm_contains_key,
+        MultimapContainsEntry: mm_contains_entry, MultimapContainsValue: mm_contains_value,
+        MultimapSize: mm_size,
+        CounterCreate: counter_create, CounterGetConfig: counter_config, CounterIsDefined: counter_defined,
+        CounterGet: counter_get, CounterAddAndGet: counter_add, CounterReset: counter_reset,
+        CounterCompareAndSwap: counter_cas, CounterGetAndSet: counter_set, CounterRemove: counter_remove,
+        CounterNames: counter_names,
         Get: get, ContainsKey: contains, Put: put, PutIfAbsent: put_if_absent, Replace: replace,
         ReplaceIfUnmodified: replace_if, Remove: remove, RemoveIfUnmodified: remove_if, PutAll: put_all,
         GetAll: get_all, Clear: clear, Size: size, Stats: stats, ScanSegments: scan,
     }
 
 
+_UNDEFINED = CounterResult(CounterStatus.UNDEFINED)
+_NOT_STRONG = CounterResult(CounterStatus.NOT_STRONG)
 _APPLY = _build_apply()

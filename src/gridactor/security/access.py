@@ -76,6 +76,33 @@ HOTROD: dict[int, Access] = {
     op.ADD_CLIENT_LISTENER: _cache(Permission.LISTEN),
     op.REMOVE_CLIENT_LISTENER: _cache(Permission.LISTEN),
     op.EXEC: _cache(Permission.EXEC),
+    # Multimap operations address an ordinary cache and Infinispan checks that cache's
+    # permissions: reads READ, changes WRITE, whole-cache questions BULK_READ.
+    op.MULTIMAP_GET: _cache(Permission.READ),
+    op.MULTIMAP_GET_WITH_METADATA: _cache(Permission.READ),
+    op.MULTIMAP_CONTAINS_KEY: _cache(Permission.READ),
+    op.MULTIMAP_CONTAINS_ENTRY: _cache(Permission.READ),
+    op.MULTIMAP_PUT: _cache(Permission.WRITE),
+    op.MULTIMAP_REMOVE_KEY: _cache(Permission.WRITE),
+    op.MULTIMAP_REMOVE_ENTRY: _cache(Permission.WRITE),
+    op.MULTIMAP_SIZE: _cache(Permission.BULK_READ),
+    op.MULTIMAP_CONTAINS_VALUE: _cache(Permission.BULK_READ),
+    # Counters are container-wide and Infinispan checks no permission of its own for them.
+    # Our choice: they are checked against the cache the request names (the client's
+    # cache; the default cache when it names none), READ to look, WRITE to define or change,
+    # LISTEN for the (unsupported) counter listeners, BULK_READ to list every name.
+    op.COUNTER_GET: _cache(Permission.READ),
+    op.COUNTER_GET_CONFIGURATION: _cache(Permission.READ),
+    op.COUNTER_IS_DEFINED: _cache(Permission.READ),
+    op.COUNTER_GET_NAMES: _cache(Permission.BULK_READ),
+    op.COUNTER_CREATE: _cache(Permission.WRITE),
+    op.COUNTER_ADD_AND_GET: _cache(Permission.WRITE),
+    op.COUNTER_RESET: _cache(Permission.WRITE),
+    op.COUNTER_CAS: _cache(Permission.WRITE),
+    op.COUNTER_GET_AND_SET: _cache(Permission.WRITE),
+    op.COUNTER_REMOVE: _cache(Permission.WRITE),
+    op.COUNTER_ADD_LISTENER: _cache(Permission.LISTEN),
+    op.COUNTER_REMOVE_LISTENER: _cache(Permission.LISTEN),
 }
 
 # (methods, path pattern, action) as the REST router declares its routes.

@@ -212,6 +212,77 @@ async function main() {
     await step('admin:names-after', async () => (await client.admin.cacheNames()).includes(name));
     await step('admin:remove-missing', () => client.admin.removeCache(name));
   }
+  if (want('counters')) {
+    const c = p + 'counter';
+    await step('counter:isDefined-before', () => client.counterIsDefined(c + '-strong'));
+    await step('counter:get-undefined', () => client.counterGet(c + '-none'));
+    await step('counter:create-strong', () => client.counterCreate(c + '-strong',
+      { type: 'strong', storage: 'volatile', initialValue: 10 }));
+    await step('counter:create-again', () => client.counterCreate(c + '-strong', { type: 'strong' }));
+    await step('counter:isDefined', () => client.counterIsDefined(c + '-strong'));
+    await step('counter:config-strong', () => client.counterGetConfiguration(c + '-strong'));
+    await step('counter:get', () => client.counterGet(c + '-strong'));
+    await step('counter:addAndGet', () => client.counterAddAndGet(c + '-strong', 5));
+    await step('counter:addAndGet-negative', () => client.counterAddAndGet(c + '-strong', -20));
+    await step('counter:cas-hit', () => client.counterCompareAndSwap(c + '-strong', -5, 100));
+    await step('counter:cas-miss', () => client.counterCompareAndSwap(c + '-strong', 7, 8));
+    await step('counter:getAndSet', () => client.counterGetAndSet(c + '-strong', 42));
+    await step('counter:reset', () => client.counterReset(c + '-strong'));
+    await step('counter:after-reset', () => client.counterGet(c + '-strong'));
+    await step('counter:create-bounded', () => client.counterCreate(c + '-bounded',
+      { type: 'strong', storage: 'persistent', initialValue: 1, lowerBound: 0, upperBound: 3 }));
+    await step('counter:config-bounded', () => client.counterGetConfiguration(c + '-bounded'));
+    await step('counter:bounded-add', () => client.counterAddAndGet(c + '-bounded', 2));
+    await step('counter:bounded-over', () => client.counterAddAndGet(c + '-bounded', 1));
+    await step('counter:bounded-at-bound', () => client.counterGet(c + '-bounded'));
+    await step('counter:bounded-cas-over', () => client.counterCompareAndSwap(c + '-bounded', 3, 9));
+    await step('counter:bounded-set-under', () => client.counterGetAndSet(c + '-bounded', -1));
+    await step('counter:after-refusals', () => client.counterGet(c + '-bounded'));
+    await step('counter:create-invalid', () => client.counterCreate(c + '-invalid',
+      { type: 'strong', initialValue: 9, lowerBound: 0, upperBound: 3 }));
+    await step('counter:create-weak', () => client.counterCreate(c + '-weak',
+      { type: 'weak', initialValue: 2, concurrencyLevel: 8 }));
+    await step('counter:config-weak', () => client.counterGetConfiguration(c + '-weak'));
+    await step('counter:weak-add', () => client.counterAddAndGet(c + '-weak', 3));
+    await step('counter:weak-get', () => client.counterGet(c + '-weak'));
+    await step('counter:weak-cas', () => client.counterCompareAndSwap(c + '-weak', 5, 6));
+    await step('counter:remove', () => client.counterRemove(c + '-weak'));
+    await step('counter:after-remove', async () => ({
+      defined: await client.counterIsDefined(c + '-weak'), value: await client.counterGet(c + '-weak') }));
+    await step('counter:remove-undefined', () => client.counterRemove(c + '-none'));
+    await step('counter:config-undefined', () => client.counterGetConfiguration(c + '-none'));
+    await step('counter:pipeline', async () => {
+      const adds = [];
+      for (let i = 0; i < 200; i++) adds.push(client.counterAddAndGet(c + '-strong', 1));
+      const seen = await Promise.all(adds);
+      return { distinct: new Set(seen).size, last: await client.counterGet(c + '-strong') };
+    });
+    await step('counter:after-counters', () => client.ping());
+  }
+  if (want('multimap')) {
+    const k = p + 'mm';
+    await step('multimap:get-missing', () => client.multimapGet(k + '1'));
+    await step('multimap:put-a', () => client.multimapPut(k + '1', 'a'));
+    await step('multimap:put-b', () => client.multimapPut(k + '1', 'b'));
+    await step('multimap:put-a-again', () => client.multimapPut(k + '1', 'a'));
+    await step('multimap:put-other', () => client.multimapPut(k + '2', 'b'));
+    await step('multimap:get', async () => (await client.multimapGet(k + '1')).sort());
+    await step('multimap:size', () => client.multimapSize());
+    await step('multimap:containsKey', () => client.multimapContainsKey(k + '1'));
+    await step('multimap:containsKey-missing', () => client.multimapContainsKey(k + '9'));
+    await step('multimap:containsEntry', () => client.multimapContainsEntry(k + '1', 'b'));
+    await step('multimap:containsEntry-missing', () => client.multimapContainsEntry(k + '1', 'z'));
+    await step('multimap:containsValue', () => client.multimapContainsValue('b'));
+    await step('multimap:containsValue-missing', () => client.multimapContainsValue('z'));
+    await step('multimap:removeEntry', () => client.multimapRemoveEntry(k + '1', 'a'));
+    await step('multimap:removeEntry-missing', () => client.multimapRemoveEntry(k + '1', 'a'));
+    await step('multimap:after-removeEntry', () => client.multimapGet(k + '1'));
+    await step('multimap:removeKey', () => client.multimapRemoveKey(k + '1'));
+    await step('multimap:removeKey-missing', () => client.multimapRemoveKey(k + '1'));
+    await step('multimap:size-after', () => client.multimapSize());
+    await step('multimap:plain-get-unaffected', () => client.get(k + '2'));
+    await step('multimap:after-multimap', () => client.ping());
+  }
   if (want('seed')) {
     await step('seed', () => client.put(p + 'shared', 'from-node'));
   }

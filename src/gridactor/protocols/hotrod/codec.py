@@ -17,7 +17,7 @@ the current one completely. Hence:
 
 * bad magic: the message id is unknown and nothing can be trusted: error 0x81, close;
 * unknown opcode: its body layout is unknown: error 0x82, close;
-* known but unimplemented op (QUERY, counters, multimap, transactions):
+* known but unimplemented op (QUERY, counter listeners, transactions, streams):
   its body is parsed and dropped, the handler answers 0x82, the connection stays usable;
 * unsupported version: the frame is still parsed with that version's rules and answered
   with 0x83; the connection stays open (clients negotiate versions on one socket);
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from gridactor.cache.api import INT64_MAX, INT64_MIN, CounterConfig
 from gridactor.protocols.hotrod import messages as m
 from gridactor.protocols.hotrod import operations as op
 from gridactor.protocols.hotrod.primitives import Incomplete, Malformed, Oversize, Reader
@@ -295,15 +296,16 @@ class HotRodServerCodec:
             return None
         return amount * factor[0] // factor[1]
 
-    def _multimap_duplicates(self, r: Reader, version: int) -> None:
+    def _multimap_duplicates(self, r: Reader, version: int) -> bool:
         if version >= 40:
-            r.byte()
-            return
+            return r.byte() != 0
         # Infinispan reads supportsDuplicates only for 4.0+, but the Node client also sends
         # it at 3.x. A following request starts with 0xA0, so a 0/1 byte here is that flag.
         # If it has not arrived yet we do not wait for it (a Java 3.x client never sends it).
+        # Like Infinispan, 3.x multimaps never support duplicates, whatever the byte says.
         if r.peek() in (0, 1):
             r.pos += 1
+        return False
 
     def _xid(self, r: Reader) -> None:
         r.signed_vint()  # format id
@@ -546,57 +548,88 @@ def _prepare_tx_2(c: HotRodServerCodec, r: Reader, h: Header) -> None:
     c._tx_modifications(r, h[1], h[3])
 
 
-def _counter_name(c: HotRodServerCodec, r: Reader, h: Header) -> None:
-    r.string(c._name_max, "counter name")
-
-
-def _counter_name_long(c: HotRodServerCodec, r: Reader, h: Header) -> None:
-    r.string(c._name_max, "counter name")
-    r.long()
-
-
-def _counter_cas(c: HotRodServerCodec, r: Reader, h: Header) -> None:
-    r.string(c._name_max, "counter name")
-    r.long()
-    r.long()
-
-
 def _counter_listener(c: HotRodServerCodec, r: Reader, h: Header) -> None:
     r.string(c._name_max, "counter name")
     r.array(c._name_max, "listener id")
 
 
-def _counter_create(c: HotRodServerCodec, r: Reader, h: Header) -> None:
-    r.string(c._name_max, "counter name")
+# ---- counters
+
+
+def _counter_create(c: HotRodServerCodec, r: Reader, h: Header) -> m.Request:
+    name = r.string(c._name_max, "counter name")
     counter_flags = r.byte()
-    if counter_flags & 0x01:  # weak counter: concurrency level
-        r.vint()
-    if counter_flags & 0x02:  # bounded: lower and upper bound
-        r.long()
-        r.long()
-    r.long()  # initial value
+    weak, bounded = bool(counter_flags & 0x01), bool(counter_flags & 0x02)
+    level = r.vint() if weak else 16  # concurrency level: weak counters only
+    lower, upper = (r.long(), r.long()) if bounded else (INT64_MIN, INT64_MAX)
+    initial = r.long()
+    if weak and bounded:
+        # Infinispan's CounterEncodeUtil.decodeType refuses this pair; the body was read whole.
+        c._invalid = f"{_ILLEGAL_ARGUMENT}: WEAK and BOUNDED encoded flag isn't supported!"
+    config = CounterConfig(weak, bounded, bool(counter_flags & 0x04), level, lower, upper, initial)
+    return m.CounterCreateRequest(*h, name, config)
 
 
-def _multimap_key(c: HotRodServerCodec, r: Reader, h: Header) -> None:
-    r.array(c._key_max, "key")
-    c._multimap_duplicates(r, h[1])
+def _counter_by_name(kind: type[m.CounterGetConfigurationRequest] | type[m.CounterIsDefinedRequest]
+                     | type[m.CounterGetRequest] | type[m.CounterResetRequest]
+                     | type[m.CounterRemoveRequest]) -> BodyParser:
+    def parse(c: HotRodServerCodec, r: Reader, h: Header) -> m.Request:
+        return kind(*h, r.string(c._name_max, "counter name"))
+
+    return parse
 
 
-def _multimap_key_value(c: HotRodServerCodec, r: Reader, h: Header) -> None:
-    r.array(c._key_max, "key")
+def _counter_add(c: HotRodServerCodec, r: Reader, h: Header) -> m.Request:
+    name = r.string(c._name_max, "counter name")
+    return m.CounterAddAndGetRequest(*h, name, r.long())
+
+
+def _counter_get_and_set(c: HotRodServerCodec, r: Reader, h: Header) -> m.Request:
+    name = r.string(c._name_max, "counter name")
+    return m.CounterGetAndSetRequest(*h, name, r.long())
+
+
+def _counter_cas(c: HotRodServerCodec, r: Reader, h: Header) -> m.Request:
+    name = r.string(c._name_max, "counter name")
+    expect = r.long()
+    return m.CounterCompareAndSwapRequest(*h, name, expect, r.long())
+
+
+def _counter_names(c: HotRodServerCodec, r: Reader, h: Header) -> m.Request:
+    return m.CounterGetNamesRequest(*h)
+
+
+# ---- multimap (hotrod.gr: key [expiration value] supportsDuplicates)
+
+
+def _multimap_key(kind: type[m.MultimapGetRequest] | type[m.MultimapGetWithMetadataRequest]
+                  | type[m.MultimapRemoveKeyRequest] | type[m.MultimapContainsKeyRequest]) -> BodyParser:
+    def parse(c: HotRodServerCodec, r: Reader, h: Header) -> m.Request:
+        key = r.array(c._key_max, "key")
+        return kind(*h, key, c._multimap_duplicates(r, h[1]))
+
+    return parse
+
+
+def _multimap_key_value(kind: type[m.MultimapPutRequest] | type[m.MultimapRemoveEntryRequest]
+                        | type[m.MultimapContainsEntryRequest]) -> BodyParser:
+    def parse(c: HotRodServerCodec, r: Reader, h: Header) -> m.Request:
+        key = r.array(c._key_max, "key")
+        c._expiration(r, h[1], h[3])  # carried, unused (as in Infinispan)
+        value = r.array(c._value_max, "value")
+        return kind(*h, key, value, c._multimap_duplicates(r, h[1]))
+
+    return parse
+
+
+def _multimap_contains_value(c: HotRodServerCodec, r: Reader, h: Header) -> m.Request:
     c._expiration(r, h[1], h[3])
-    r.array(c._value_max, "value")
-    c._multimap_duplicates(r, h[1])
+    value = r.array(c._value_max, "value")
+    return m.MultimapContainsValueRequest(*h, value, c._multimap_duplicates(r, h[1]))
 
 
-def _multimap_value(c: HotRodServerCodec, r: Reader, h: Header) -> None:
-    c._expiration(r, h[1], h[3])
-    r.array(c._value_max, "value")
-    c._multimap_duplicates(r, h[1])
-
-
-def _multimap_size(c: HotRodServerCodec, r: Reader, h: Header) -> None:
-    c._multimap_duplicates(r, h[1])
+def _multimap_size(c: HotRodServerCodec, r: Reader, h: Header) -> m.Request:
+    return m.MultimapSizeRequest(*h, c._multimap_duplicates(r, h[1]))
 
 
 _BODY_PARSERS: dict[int, BodyParser] = {
@@ -638,27 +671,28 @@ _BODY_PARSERS: dict[int, BodyParser] = {
     op.PREPARE_TX_2: _skipping(_prepare_tx_2),
     op.ADD_BLOOM_FILTER_LISTENER: _skipping(_bloom_listener),
     op.UPDATE_BLOOM_FILTER: _skipping(_one_array),
-    op.COUNTER_CREATE: _skipping(_counter_create),
-    op.COUNTER_GET_CONFIGURATION: _skipping(_counter_name),
-    op.COUNTER_IS_DEFINED: _skipping(_counter_name),
-    op.COUNTER_ADD_AND_GET: _skipping(_counter_name_long),
-    op.COUNTER_RESET: _skipping(_counter_name),
-    op.COUNTER_GET: _skipping(_counter_name),
-    op.COUNTER_CAS: _skipping(_counter_cas),
     op.COUNTER_ADD_LISTENER: _skipping(_counter_listener),
     op.COUNTER_REMOVE_LISTENER: _skipping(_counter_listener),
-    op.COUNTER_REMOVE: _skipping(_counter_name),
-    op.COUNTER_GET_NAMES: _skipping(_no_body),
-    op.COUNTER_GET_AND_SET: _skipping(_counter_name_long),
-    op.MULTIMAP_GET: _skipping(_multimap_key),
-    op.MULTIMAP_GET_WITH_METADATA: _skipping(_multimap_key),
-    op.MULTIMAP_PUT: _skipping(_multimap_key_value),
-    op.MULTIMAP_REMOVE_KEY: _skipping(_multimap_key),
-    op.MULTIMAP_REMOVE_ENTRY: _skipping(_multimap_key_value),
-    op.MULTIMAP_SIZE: _skipping(_multimap_size),
-    op.MULTIMAP_CONTAINS_ENTRY: _skipping(_multimap_key_value),
-    op.MULTIMAP_CONTAINS_KEY: _skipping(_multimap_key),
-    op.MULTIMAP_CONTAINS_VALUE: _skipping(_multimap_value),
+    # Counters and multimaps.
+    op.COUNTER_CREATE: _counter_create,
+    op.COUNTER_GET_CONFIGURATION: _counter_by_name(m.CounterGetConfigurationRequest),
+    op.COUNTER_IS_DEFINED: _counter_by_name(m.CounterIsDefinedRequest),
+    op.COUNTER_ADD_AND_GET: _counter_add,
+    op.COUNTER_RESET: _counter_by_name(m.CounterResetRequest),
+    op.COUNTER_GET: _counter_by_name(m.CounterGetRequest),
+    op.COUNTER_CAS: _counter_cas,
+    op.COUNTER_REMOVE: _counter_by_name(m.CounterRemoveRequest),
+    op.COUNTER_GET_NAMES: _counter_names,
+    op.COUNTER_GET_AND_SET: _counter_get_and_set,
+    op.MULTIMAP_GET: _multimap_key(m.MultimapGetRequest),
+    op.MULTIMAP_GET_WITH_METADATA: _multimap_key(m.MultimapGetWithMetadataRequest),
+    op.MULTIMAP_PUT: _multimap_key_value(m.MultimapPutRequest),
+    op.MULTIMAP_REMOVE_KEY: _multimap_key(m.MultimapRemoveKeyRequest),
+    op.MULTIMAP_REMOVE_ENTRY: _multimap_key_value(m.MultimapRemoveEntryRequest),
+    op.MULTIMAP_SIZE: _multimap_size,
+    op.MULTIMAP_CONTAINS_ENTRY: _multimap_key_value(m.MultimapContainsEntryRequest),
+    op.MULTIMAP_CONTAINS_KEY: _multimap_key(m.MultimapContainsKeyRequest),
+    op.MULTIMAP_CONTAINS_VALUE: _multimap_contains_value,
 }
 
 KNOWN_OPCODES = frozenset(_BODY_PARSERS)

@@ -35,9 +35,31 @@ from gridactor.cache.api import (
     CacheStatistics,
     Clear,
     ContainsKey,
+    CounterAddAndGet,
+    CounterCompareAndSwap,
+    CounterConfig,
+    CounterCreate,
+    CounterGet,
+    CounterGetAndSet,
+    CounterGetConfig,
+    CounterIsDefined,
+    CounterNames,
+    CounterRemove,
+    CounterReset,
+    CounterResult,
+    CounterStatus,
     Entry,
     Get,
     GetAll,
+    MultimapContainsEntry,
+    MultimapContainsKey,
+    MultimapContainsValue,
+    MultimapEntry,
+    MultimapGet,
+    MultimapPut,
+    MultimapRemoveEntry,
+    MultimapRemoveKey,
+    MultimapSize,
     Put,
     PutAll,
     PutIfAbsent,
@@ -123,6 +145,31 @@ class _Unsupported(GridError):
     exception_class = "java.lang.UnsupportedOperationException"
 
 
+class _CounterConfigurationError(GridError):
+    exception_class = "org.infinispan.counter.exception.CounterConfigurationException"
+
+
+class _CounterOutOfBounds(GridError):
+    """A bounded counter refused a value. Infinispan answers status 0x04 with no body, but the
+    Node client (0.16.3) then reads a long that is not there and loses the stream; an error
+    frame is read the same way by every client, so the call fails cleanly instead."""
+
+    exception_class = "org.infinispan.counter.exception.CounterOutOfBoundsException"
+
+
+class _CounterTypeError(GridError):
+    exception_class = "org.infinispan.counter.exception.CounterException"
+
+
+_COUNTER_REFUSALS: dict[CounterStatus, GridError] = {
+    CounterStatus.LOWER_BOUND_REACHED: _CounterOutOfBounds("ISPN029501: Lower bound reached."),
+    CounterStatus.UPPER_BOUND_REACHED: _CounterOutOfBounds("ISPN029501: Upper bound reached."),
+    CounterStatus.NOT_STRONG: _CounterTypeError(
+        "ISPN029514: Invalid counter type. Expected=STRONG but got WEAK"
+    ),
+}
+
+
 # ---------------------------------------------------------------- iteration state
 
 
@@ -200,6 +247,25 @@ class HotRodSession:
             m.AuthRequest: self._auth_without_engine,
             m.AddListenerRequest: self._add_listener,
             m.RemoveListenerRequest: self._remove_listener,
+            m.CounterCreateRequest: self._counter_create,
+            m.CounterGetConfigurationRequest: self._counter_get_configuration,
+            m.CounterIsDefinedRequest: self._counter_is_defined,
+            m.CounterGetRequest: self._counter_value_op,
+            m.CounterAddAndGetRequest: self._counter_value_op,
+            m.CounterCompareAndSwapRequest: self._counter_value_op,
+            m.CounterGetAndSetRequest: self._counter_value_op,
+            m.CounterResetRequest: self._counter_status_op,
+            m.CounterRemoveRequest: self._counter_status_op,
+            m.CounterGetNamesRequest: self._counter_names,
+            m.MultimapGetRequest: self._multimap_get,
+            m.MultimapGetWithMetadataRequest: self._multimap_get,
+            m.MultimapPutRequest: self._multimap_put,
+            m.MultimapRemoveKeyRequest: self._multimap_boolean,
+            m.MultimapRemoveEntryRequest: self._multimap_boolean,
+            m.MultimapContainsKeyRequest: self._multimap_boolean,
+            m.MultimapContainsEntryRequest: self._multimap_boolean,
+            m.MultimapContainsValueRequest: self._multimap_boolean,
+            m.MultimapSizeRequest: self._multimap_size,
             m.UnsupportedRequest: self._unsupported,
         }
 
@@ -694,3 +760,129 @@ class HotRodSession:
         if self._iterations.pop(iteration_id, None) is None:
             return resp.invalid_iteration(request.message_id, op.ITERATION_END)
         return resp.status_only(request.message_id, op.ITERATION_END, op.SUCCESS)
+
+    # ------------------------------------------------------------ counters (hotrod_protocol.adoc 2.7)
+    # Status rules (Infinispan's CounterRequestProcessor): 0x02 when the counter is not
+    # defined; create and is-defined answer 0x00 / 0x01; a bound refusal is an error frame
+    # (see _CounterOutOfBounds). The cache a counter request names plays no part.
+
+    def _counter_create(self, request: m.Request) -> Step:
+        create = cast(m.CounterCreateRequest, request)
+        mid = create.message_id
+        problem = create.config.problem() if create.name else "ISPN029503: The counter name is missing."
+        if problem is not None:
+            raise _CounterConfigurationError(problem)
+
+        def finish(r: Results) -> bytes:
+            status = op.SUCCESS if r[0] else op.NOT_EXECUTED
+            return resp.status_only(mid, op.COUNTER_CREATE, status)
+
+        return [("", CounterCreate(create.name, create.config))], finish
+
+    def _counter_get_configuration(self, request: m.Request) -> Step:
+        mid = request.message_id
+        name = cast(m.CounterGetConfigurationRequest, request).name
+
+        def finish(r: Results) -> bytes:
+            config = cast("CounterConfig | None", r[0])
+            if config is None:
+                return resp.status_only(mid, op.COUNTER_GET_CONFIGURATION, op.KEY_DOES_NOT_EXIST)
+            return resp.counter_configuration(mid, config)
+
+        return [("", CounterGetConfig(name))], finish
+
+    def _counter_is_defined(self, request: m.Request) -> Step:
+        mid = request.message_id
+        name = cast(m.CounterIsDefinedRequest, request).name
+
+        def finish(r: Results) -> bytes:
+            status = op.SUCCESS if r[0] else op.NOT_EXECUTED
+            return resp.status_only(mid, op.COUNTER_IS_DEFINED, status)  # response opcode 0x51
+
+        return [("", CounterIsDefined(name))], finish
+
+    def _counter_value_op(self, request: m.Request) -> Step:
+        """get, add-and-get, compare-and-swap, get-and-set: ``00`` + long value."""
+        counter_op: CounterGet | CounterAddAndGet | CounterCompareAndSwap | CounterGetAndSet
+        if type(request) is m.CounterGetRequest:
+            counter_op = CounterGet(request.name)
+        elif type(request) is m.CounterAddAndGetRequest:
+            counter_op = CounterAddAndGet(request.name, request.delta)
+        elif type(request) is m.CounterCompareAndSwapRequest:
+            counter_op = CounterCompareAndSwap(request.name, request.expect, request.update)
+        else:
+            set_request = cast(m.CounterGetAndSetRequest, request)
+            counter_op = CounterGetAndSet(set_request.name, set_request.new_value)
+        return [("", counter_op)], self._counter_finisher(request, with_value=True)
+
+    def _counter_status_op(self, request: m.Request) -> Step:
+        """reset and remove: status only."""
+        name = cast("m.CounterResetRequest | m.CounterRemoveRequest", request).name
+        counter_op = CounterReset(name) if type(request) is m.CounterResetRequest else CounterRemove(name)
+        return [("", counter_op)], self._counter_finisher(request, with_value=False)
+
+    def _counter_finisher(self, request: m.Request, *, with_value: bool) -> Finisher:
+        mid = request.message_id
+        opcode = request.opcode
+
+        def finish(r: Results) -> bytes:
+            result = cast(CounterResult, r[0])
+            if result.status is CounterStatus.UNDEFINED:
+                return resp.status_only(mid, opcode, op.KEY_DOES_NOT_EXIST)
+            refusal = _COUNTER_REFUSALS.get(result.status)
+            if refusal is not None:
+                return _error(mid, refusal)
+            if with_value:
+                return resp.counter_value(mid, opcode, result.value)
+            return resp.status_only(mid, opcode, op.SUCCESS)
+
+        return finish
+
+    def _counter_names(self, request: m.Request) -> Step:
+        mid = request.message_id
+        return [("", CounterNames())], lambda r: resp.counter_names(mid, cast("list[str]", r[0]))
+
+    # ------------------------------------------------------------ multimap (MultimapRequestProcessor)
+
+    def _multimap_get(self, request: m.Request) -> Step:
+        """A missing or empty bucket is ``02``; a hit is the values (with metadata for 0x69)."""
+        mid = request.message_id
+        with_metadata = type(request) is m.MultimapGetWithMetadataRequest
+        key = cast("m.MultimapGetRequest | m.MultimapGetWithMetadataRequest", request).key
+
+        def finish(r: Results) -> bytes:
+            found = cast("MultimapEntry | None", r[0])
+            if found is None:
+                return resp.status_only(mid, request.opcode, op.KEY_DOES_NOT_EXIST)
+            if with_metadata:
+                return resp.multimap_entry(mid, found)
+            return resp.multimap_values(mid, found.values)
+
+        return [(request.cache, MultimapGet(key))], finish
+
+    def _multimap_put(self, request: m.Request) -> Step:
+        put = cast(m.MultimapPutRequest, request)
+        mid = put.message_id
+        cache_op = MultimapPut(put.key, put.value, put.duplicates)
+        return [(put.cache, cache_op)], lambda r: resp.status_only(mid, op.MULTIMAP_PUT, op.SUCCESS)
+
+    def _multimap_boolean(self, request: m.Request) -> Step:
+        """remove-key, remove-entry and the three contains: ``00`` + one byte answer."""
+        cache_op: CacheOp
+        if type(request) is m.MultimapRemoveKeyRequest:
+            cache_op = MultimapRemoveKey(request.key)
+        elif type(request) is m.MultimapRemoveEntryRequest:
+            cache_op = MultimapRemoveEntry(request.key, request.value, request.duplicates)
+        elif type(request) is m.MultimapContainsKeyRequest:
+            cache_op = MultimapContainsKey(request.key)
+        elif type(request) is m.MultimapContainsEntryRequest:
+            cache_op = MultimapContainsEntry(request.key, request.value)
+        else:
+            cache_op = MultimapContainsValue(cast(m.MultimapContainsValueRequest, request).value)
+        mid = request.message_id
+        opcode = request.opcode
+        return [(request.cache, cache_op)], lambda r: resp.boolean(mid, opcode, bool(r[0]))
+
+    def _multimap_size(self, request: m.Request) -> Step:
+        mid = request.message_id
+        return [(request.cache, MultimapSize())], lambda r: resp.multimap_size(mid, cast(int, r[0]))

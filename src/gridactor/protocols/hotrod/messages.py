@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import ClassVar
 
+from gridactor.cache.api import CounterConfig
 from gridactor.protocols.hotrod import operations as op
 
 
@@ -242,6 +243,143 @@ class ExecRequest(Request):
     task: str
     params: tuple[tuple[str, bytes], ...]
     OPCODE: ClassVar[int] = op.EXEC
+
+
+# ---------------------------------------------------------------- counters (3.1+; the cache field is unused)
+
+
+@dataclass(frozen=True, slots=True)
+class CounterCreateRequest(Request):
+    name: str
+    config: CounterConfig
+    OPCODE: ClassVar[int] = op.COUNTER_CREATE
+
+
+@dataclass(frozen=True, slots=True)
+class CounterGetConfigurationRequest(Request):
+    name: str
+    OPCODE: ClassVar[int] = op.COUNTER_GET_CONFIGURATION
+
+
+@dataclass(frozen=True, slots=True)
+class CounterIsDefinedRequest(Request):
+    name: str
+    OPCODE: ClassVar[int] = op.COUNTER_IS_DEFINED
+
+
+@dataclass(frozen=True, slots=True)
+class CounterGetRequest(Request):
+    name: str
+    OPCODE: ClassVar[int] = op.COUNTER_GET
+
+
+@dataclass(frozen=True, slots=True)
+class CounterAddAndGetRequest(Request):
+    name: str
+    delta: int
+    OPCODE: ClassVar[int] = op.COUNTER_ADD_AND_GET
+
+
+@dataclass(frozen=True, slots=True)
+class CounterResetRequest(Request):
+    name: str
+    OPCODE: ClassVar[int] = op.COUNTER_RESET
+
+
+@dataclass(frozen=True, slots=True)
+class CounterCompareAndSwapRequest(Request):
+    name: str
+    expect: int
+    update: int
+    OPCODE: ClassVar[int] = op.COUNTER_CAS
+
+
+@dataclass(frozen=True, slots=True)
+class CounterGetAndSetRequest(Request):
+    name: str
+    new_value: int
+    OPCODE: ClassVar[int] = op.COUNTER_GET_AND_SET
+
+
+@dataclass(frozen=True, slots=True)
+class CounterRemoveRequest(Request):
+    name: str
+    OPCODE: ClassVar[int] = op.COUNTER_REMOVE
+
+
+@dataclass(frozen=True, slots=True)
+class CounterGetNamesRequest(Request):
+    OPCODE: ClassVar[int] = op.COUNTER_GET_NAMES
+
+
+# ---------------------------------------------------------------- multimap (3.1+)
+# ``duplicates``: the supportsDuplicates byte (read from 4.0; False for 3.x, as Infinispan does).
+# The expiration some of these carry is parsed and ignored, as Infinispan ignores it.
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapGetRequest(Request):
+    key: bytes
+    duplicates: bool
+    OPCODE: ClassVar[int] = op.MULTIMAP_GET
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapGetWithMetadataRequest(Request):
+    key: bytes
+    duplicates: bool
+    OPCODE: ClassVar[int] = op.MULTIMAP_GET_WITH_METADATA
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapPutRequest(Request):
+    key: bytes
+    value: bytes
+    duplicates: bool
+    OPCODE: ClassVar[int] = op.MULTIMAP_PUT
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapRemoveKeyRequest(Request):
+    key: bytes
+    duplicates: bool
+    OPCODE: ClassVar[int] = op.MULTIMAP_REMOVE_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapRemoveEntryRequest(Request):
+    key: bytes
+    value: bytes
+    duplicates: bool
+    OPCODE: ClassVar[int] = op.MULTIMAP_REMOVE_ENTRY
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapSizeRequest(Request):
+    duplicates: bool
+    OPCODE: ClassVar[int] = op.MULTIMAP_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapContainsEntryRequest(Request):
+    key: bytes
+    value: bytes
+    duplicates: bool
+    OPCODE: ClassVar[int] = op.MULTIMAP_CONTAINS_ENTRY
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapContainsKeyRequest(Request):
+    key: bytes
+    duplicates: bool
+    OPCODE: ClassVar[int] = op.MULTIMAP_CONTAINS_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class MultimapContainsValueRequest(Request):
+    value: bytes
+    duplicates: bool
+    OPCODE: ClassVar[int] = op.MULTIMAP_CONTAINS_VALUE
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from gridactor.cache.api import CacheStatistics, Entry
+from gridactor.cache.api import CacheStatistics, CounterConfig, Entry, MultimapEntry
 from gridactor.protocols.hotrod import operations as op
 from gridactor.protocols.hotrod.primitives import (
     write_bytes,
@@ -246,3 +246,59 @@ def iteration_next(
 
 def invalid_iteration(message_id: int, request_opcode: int) -> bytes:
     return status_only(message_id, request_opcode, op.INVALID_ITERATION)
+
+
+# ---------------------------------------------------------------- counters (hotrod_protocol.adoc, 2.7)
+
+
+def counter_value(message_id: int, request_opcode: int, value: int) -> bytes:
+    """``00`` + long: get, add-and-get, compare-and-swap, get-and-set."""
+    return status_only(message_id, request_opcode, op.SUCCESS) + write_long(value)
+
+
+def counter_configuration(message_id: int, config: CounterConfig) -> bytes:
+    """``00`` + flags (1 weak, 2 bounded, 4 persistent), [vInt concurrency], [long lower, long upper],
+    long initial value (Infinispan's CounterEncodeUtil.encodeConfiguration)."""
+    flags = 0x01 if config.weak else 0x02 if config.bounded else 0
+    if config.persistent:
+        flags |= 0x04
+    body = bytes((flags,))
+    if config.weak:
+        body += write_vint(config.concurrency_level)
+    elif config.bounded:
+        body += write_long(config.lower_bound) + write_long(config.upper_bound)
+    body += write_long(config.initial_value)
+    return header(message_id, op.COUNTER_GET_CONFIGURATION + 1, op.SUCCESS) + body
+
+
+def counter_names(message_id: int, names: Sequence[str]) -> bytes:
+    body = b"".join(write_string(name) for name in names)
+    return header(message_id, op.COUNTER_GET_NAMES + 1, op.SUCCESS) + write_vint(len(names)) + body
+
+
+# ---------------------------------------------------------------- multimap (Encoder2x)
+
+
+def multimap_values(message_id: int, values: Sequence[bytes]) -> bytes:
+    """GET_MULTIMAP hit: ``00`` + vInt count + count x byte[]."""
+    body = write_vint(len(values)) + b"".join(write_bytes(v) for v in values)
+    return header(message_id, op.MULTIMAP_GET + 1, op.SUCCESS) + body
+
+
+def multimap_entry(message_id: int, entry: MultimapEntry) -> bytes:
+    """GET_MULTIMAP_WITH_METADATA hit: ``00`` + metadata block + vInt count + values.
+
+    Buckets are immortal (flags 0x03: no created/last-used times follow), then the version.
+    """
+    body = b"\x03" + write_long(entry.version) + write_vint(len(entry.values))
+    body += b"".join(write_bytes(v) for v in entry.values)
+    return header(message_id, op.MULTIMAP_GET_WITH_METADATA + 1, op.SUCCESS) + body
+
+
+def boolean(message_id: int, request_opcode: int, answer: bool) -> bytes:
+    """``00`` + one byte 1/0: the multimap remove and contains operations."""
+    return status_only(message_id, request_opcode, op.SUCCESS) + (b"\x01" if answer else b"\x00")
+
+
+def multimap_size(message_id: int, count: int) -> bytes:
+    return header(message_id, op.MULTIMAP_SIZE + 1, op.SUCCESS) + write_vlong(count)
