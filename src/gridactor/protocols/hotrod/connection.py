@@ -5,18 +5,14 @@ batch (one ``execute_many``), and all their responses leave with one ``send_all`
 That is where the throughput comes from (see ``performance-notes.md``).
 
 On a plain TCP connection (``trio.SocketStream``) the loop talks to the socket itself
-through :class:`_SocketIO`: it tries ``recv``/``send`` first and waits for readiness only
-when the kernel has nothing, so a request costs one wake-up. ``SocketStream`` pays two
-more scheduler round trips per call (a checkpoint before and after each syscall), which
-the profile showed as a quarter of the server's time with one request per connection in
-flight. TLS streams and in-memory test streams go through :class:`_StreamIO`.
+through ``gridactor.server.socket_io.SocketIO`` (try-first ``recv``/``send``, one wake-up
+per request); TLS streams and in-memory test streams go through ``StreamIO``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import socket
 
 import trio
 
@@ -27,10 +23,12 @@ from gridactor.protocols.hotrod.handler import ClientListener, HotRodSession, Sa
 from gridactor.security.sasl.base import SaslError, SaslMechanism
 from gridactor.security.sasl.framing import UnwrapDecoder, wrap_stream
 from gridactor.server.context import EndpointContext
+from gridactor.server.socket_io import SocketIO as _SocketIO
+from gridactor.server.socket_io import StreamIO as _StreamIO
+from gridactor.server.socket_io import io_for as _io_for
 
 log = logging.getLogger(__name__)
 
-RECEIVE_SIZE = 64 * 1024
 _DEFAULT_LAYER_BUFFER = 16 * 1024 * 1024
 
 
@@ -52,83 +50,6 @@ def drain(codec: HotRodServerCodec) -> tuple[list[m.Request | m.RequestError], b
         batch.append(event)  # type: ignore[arg-type]  # the sentinels are handled above
         if type(event) is m.RequestError and event.close:
             return batch, True
-
-
-class _StreamIO:
-    """Any trio stream (TLS, memory streams in tests): receive/send through its API."""
-
-    __slots__ = ("stream",)
-
-    def __init__(self, stream: trio.abc.Stream) -> None:
-        self.stream = stream
-
-    async def receive(self) -> bytes | bytearray:
-        return await self.stream.receive_some(RECEIVE_SIZE)
-
-    async def send(self, data: bytes) -> None:
-        await self.stream.send_all(data)
-
-    def close(self) -> None:
-        pass
-
-
-class _SocketIO:
-    """The socket under a ``trio.SocketStream``, driven with try-first syscalls.
-
-    It shares the stream's file descriptor (``detach`` on close: the stream stays the
-    owner and closes it). Readiness waits use the stream's own descriptor, so trio's
-    bookkeeping for it (``notify_closing`` on close) stays correct. Only one task uses a
-    connection, which is what ``SocketStream``'s conflict detection would otherwise check.
-    """
-
-    __slots__ = ("fd", "sock")
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.fd = stream.socket.fileno()
-        self.sock = socket.socket(fileno=self.fd)
-
-    async def receive(self) -> bytes:
-        sock = self.sock
-        while True:
-            try:
-                return sock.recv(RECEIVE_SIZE)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(self.fd)
-            except OSError as exc:  # reset by peer and the like: the stream is over
-                raise trio.BrokenResourceError(str(exc)) from exc
-
-    async def send(self, data: bytes) -> None:
-        sock = self.sock
-        try:
-            sent = sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError as exc:
-            raise trio.BrokenResourceError(str(exc)) from exc
-        if sent == len(data):
-            return
-        view = memoryview(data)[sent:]
-        while view:
-            await trio.lowlevel.wait_writable(self.fd)
-            try:
-                sent = sock.send(view)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                raise trio.BrokenResourceError(str(exc)) from exc
-            view = view[sent:]
-
-    def close(self) -> None:
-        self.sock.detach()
-
-
-def _io_for(stream: trio.abc.Stream) -> _StreamIO | _SocketIO:
-    if type(stream) is trio.SocketStream:
-        try:
-            return _SocketIO(stream)
-        except OSError:  # the descriptor is already unusable: the stream path reports it
-            pass
-    return _StreamIO(stream)
 
 
 async def serve_hotrod(
@@ -154,7 +75,7 @@ async def serve_hotrod(
     session = HotRodSession(ctx, authenticator)
     idle_timeout = ctx.limits.idle_timeout_s
     stopping = ctx.stopping
-    io = _io_for(stream)
+    io: _StreamIO | _SocketIO = _io_for(stream)
     # One scope for the whole connection (a scope per receive costs a measurable share
     # of a one-request round trip): shutdown cancels it only while we wait for the peer,
     # and the idle deadline is armed only for those waits.

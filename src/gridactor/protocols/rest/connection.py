@@ -8,10 +8,15 @@ request in it is dispatched in order (``await`` inline) and answered into the ad
 buffer; the buffer leaves in one ``send_all`` when h11 needs more bytes. Pipelined
 requests therefore cost one receive and one send per batch.
 
-HTTP/2: a reader loop (this task), one writer task and one task per request stream
-(streams are concurrent by definition). Handlers only queue frames in the sans-IO
-adapter and poke the writer; the writer sends whatever has piled up with one
-``send_all``, so responses that finish in the same scheduling round share a send.
+HTTP/2: like the Hot Rod loop. Every request complete in one receive forms a batch:
+entry requests (GET/HEAD/PUT/POST/DELETE of ``caches/{cache}/{key}``) are authenticated
+in arrival order, authorized and planned, their cache ops run as one
+``CacheService.execute_many``, and all responses of the batch leave with one send. Other
+requests (cache admin, listings, conditional writes) run in a task of their own, so a
+slow one does not hold up the streams beside it; their responses are sent by a writer
+task, or by the reader if it flushes first (one sender at a time).
+
+Plain TCP goes through the try-first socket I/O of ``gridactor.server.socket_io``.
 
 Shutdown (``ctx.stopping``): HTTP/1.1 closes an idle connection at once and marks the
 response in progress ``Connection: close``; HTTP/2 refuses new streams
@@ -25,15 +30,19 @@ import math
 
 import trio
 
-from gridactor.protocols.rest.events import CLOSED, H2CUpgrade, Request
+from gridactor.cache.api import CacheOp, CacheResult
+from gridactor.errors import GridError
+from gridactor.protocols.rest.events import CLOSED, H2CUpgrade, Headers, Request, Response
 from gridactor.protocols.rest.h2_adapter import H2Adapter
 from gridactor.protocols.rest.h11_adapter import H11Adapter
-from gridactor.protocols.rest.routes import Dispatcher, HttpAuthenticator
+from gridactor.protocols.rest.resources import Planned
+from gridactor.protocols.rest.routes import Dispatcher, HttpAuthenticator, Match
 from gridactor.server.context import EndpointContext
+from gridactor.server.socket_io import SocketIO, StreamIO, io_for
 
 log = logging.getLogger(__name__)
 
-RECEIVE_SIZE = 65536
+RECEIVE_SIZE = 65536  # for the linger drain; connection reads use socket_io's size
 # After an error response on HTTP/1.1, how long to drain the peer's unread bytes before
 # closing: closing with unread input makes the kernel send RST, which can destroy the
 # error response before the client reads it.
@@ -62,22 +71,27 @@ async def serve_http(
     Broken or closed streams end the task quietly; bad input never raises.
     """
     dispatcher = Dispatcher(ctx, authenticator=authenticator)
+    io = io_for(stream)
     try:
         if http2:
             adapter = H2Adapter(ctx.limits)
             adapter.initiate()
-            await _H2Connection(stream, ctx, dispatcher, adapter).run(initial, None)
+            await _H2Connection(io, ctx, dispatcher, adapter).run(initial, None)
         else:
-            await _H11Connection(stream, ctx, dispatcher).run(initial)
+            await _H11Connection(stream, io, ctx, dispatcher).run(initial)
     except* (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     finally:
+        io.close()
         await trio.aclose_forcefully(stream)
 
 
 class _H11Connection:
-    def __init__(self, stream: trio.abc.Stream, ctx: EndpointContext, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, io: StreamIO | SocketIO, ctx: EndpointContext, dispatcher: Dispatcher
+    ) -> None:
         self._stream = stream
+        self._io = io
         self._ctx = ctx
         self._dispatcher = dispatcher
         self._adapter = H11Adapter(ctx.limits)
@@ -100,6 +114,7 @@ class _H11Connection:
     async def _loop(self, initial: bytes) -> None:
         adapter = self._adapter
         stream = self._stream
+        io = self._io
         ctx = self._ctx
         if initial:
             adapter.receive_data(initial)
@@ -116,7 +131,7 @@ class _H11Connection:
                 return
             out = adapter.data_to_send()
             if out:
-                await stream.send_all(out)
+                await io.send(out)
             if event is CLOSED:
                 if adapter.errored:
                     await _linger(stream)
@@ -135,17 +150,17 @@ class _H11Connection:
         with trio.CancelScope(deadline=deadline) as scope:
             self._receive_scope = scope
             try:
-                return bytes(await self._stream.receive_some(RECEIVE_SIZE))
+                return bytes(await self._io.receive())
             finally:
                 self._receive_scope = None
         return None
 
     async def _upgrade(self, upgrade: H2CUpgrade) -> None:
         # The 101 goes out on HTTP/1.1; everything after it is HTTP/2.
-        await self._stream.send_all(self._adapter.data_to_send())
+        await self._io.send(self._adapter.data_to_send())
         h2 = H2Adapter(self._ctx.limits)
         h2.initiate_upgrade(upgrade.settings, upgrade.request)
-        await _H2Connection(self._stream, self._ctx, self._dispatcher, h2).run(
+        await _H2Connection(self._io, self._ctx, self._dispatcher, h2).run(
             upgrade.trailing, upgrade.request
         )
 
@@ -164,60 +179,115 @@ async def _linger(stream: trio.abc.Stream) -> None:
 
 class _H2Connection:
     def __init__(
-        self, stream: trio.abc.Stream, ctx: EndpointContext, dispatcher: Dispatcher, adapter: H2Adapter
+        self, io: StreamIO | SocketIO, ctx: EndpointContext, dispatcher: Dispatcher, adapter: H2Adapter
     ) -> None:
-        self._stream = stream
+        self._io = io
         self._ctx = ctx
         self._dispatcher = dispatcher
         self._adapter = adapter
-        self._wake = trio.Event()
-        self._in_flight = 0
+        self._wake = trio.Event()  # a task queued a response: the writer should flush
+        self._in_flight = 0  # requests being handled in tasks of their own
         self._handlers_done = trio.Event()
         self._handlers_done.set()
-        self._finishing = False
-        self._writer_done = trio.Event()
-        self._receive_scope: trio.CancelScope | None = None
+        self._sending = False  # one sender at a time: whoever sends drains the adapter
+        self._send_done = trio.Event()
+        self._waiting = False  # the reader waits for the peer (the only time stop may cancel it)
+        self._receive_scope = trio.CancelScope()
 
     async def run(self, initial: bytes, upgraded: Request | None) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._writer)
             nursery.start_soon(self._watch_stopping)
-            if upgraded is not None:
-                self._spawn(nursery, upgraded)
+            batch: list[Request] = [] if upgraded is None else [upgraded]
+            alive = True
             if initial:
-                self._feed(nursery, initial)
-            self._wake.set()
-            if not self._adapter.closed:
+                received, alive = self._receive(initial)
+                batch.extend(received)
+            if batch:
+                await self._serve_batch(nursery, batch)
+            await self._flush()
+            if alive and not self._adapter.closed:
                 await self._read_loop(nursery)
             await self._handlers_done.wait()
             self._adapter.close()
-            self._finishing = True
-            self._wake.set()
-            await self._writer_done.wait()
+            await self._flush()
+            while self._sending:  # the writer is still sending: GOAWAY must follow, not cut
+                self._send_done = trio.Event()
+                await self._send_done.wait()
             nursery.cancel_scope.cancel()
 
-    def _feed(self, nursery: trio.Nursery, data: bytes) -> bool:
-        """Hand bytes to h2; start a task per complete request. False once the connection is over."""
+    def _receive(self, data: bytes) -> tuple[list[Request], bool]:
+        """Hand bytes to h2: the complete requests, and False once the connection is over."""
         stopping = self._ctx.stopping.is_set()
+        requests: list[Request] = []
+        alive = True
         for item in self._adapter.receive_data(data):
             if isinstance(item, Request):
                 if stopping:
                     self._adapter.refuse(item.stream_id)
                 else:
-                    self._spawn(nursery, item)
+                    requests.append(item)
             else:
-                return False
-        return not self._adapter.closed
+                alive = False
+        return requests, alive and not self._adapter.closed
 
-    def _spawn(self, nursery: trio.Nursery, request: Request) -> None:
+    async def _serve_batch(self, nursery: trio.Nursery, requests: list[Request]) -> None:
+        """Answer (or hand to a task) every request of one receive; one execute_many."""
+        dispatcher = self._dispatcher
+        adapter = self._adapter
+        planned: list[tuple[Request, Planned, Headers]] = []
+        for request in requests:
+            found = dispatcher.resolve(request)
+            if isinstance(found, Response):
+                adapter.send_response(request.stream_id, found, head=request.method == "HEAD")
+                continue
+            if found.invocation.planner is None:
+                self._spawn(nursery, request, found, None)
+                continue
+            extra: Headers = []
+            if dispatcher.needs_authentication(found):
+                # Per request, in arrival order, before anything else looks at the request.
+                outcome = await dispatcher.authenticate(request)
+                if isinstance(outcome, Response):
+                    adapter.send_response(request.stream_id, outcome, head=request.method == "HEAD")
+                    continue
+                extra = outcome
+            plan = dispatcher.plan(request, found)
+            if plan is None:
+                self._spawn(nursery, request, found, extra)
+            elif isinstance(plan, Response):
+                adapter.send_response(request.stream_id, plan, head=request.method == "HEAD")
+            else:
+                planned.append((request, plan, extra))
+        if not planned:
+            return
+        results = await self._execute([(plan[0], plan[1]) for _, plan, _ in planned])
+        for (request, plan, extra), result in zip(planned, results, strict=True):
+            response = dispatcher.finish(request, plan, result, extra)
+            adapter.send_response(request.stream_id, response, head=request.method == "HEAD")
+
+    async def _execute(self, batch: list[tuple[str, CacheOp]]) -> list[CacheResult | GridError]:
+        try:
+            results = await self._ctx.caches.execute_many(batch)
+        except GridError as err:
+            return [err] * len(batch)
+        except Exception:
+            log.exception("CacheService.execute_many failed")
+            return [GridError("internal error")] * len(batch)
+        if len(results) != len(batch):
+            log.error("CacheService returned %d results for %d ops", len(results), len(batch))
+            return [GridError("internal error")] * len(batch)
+        return results
+
+    def _spawn(self, nursery: trio.Nursery, request: Request, found: Match, extra: Headers | None) -> None:
         self._in_flight += 1
         if self._handlers_done.is_set():
             self._handlers_done = trio.Event()
-        nursery.start_soon(self._handle, request)
+        nursery.start_soon(self._handle, request, found, extra)
 
-    async def _handle(self, request: Request) -> None:
+    async def _handle(self, request: Request, found: Match, extra: Headers | None) -> None:
         try:
-            response = await self._dispatcher.handle(request)
+            response = await self._dispatcher.run(request, found, extra)
             self._adapter.send_response(request.stream_id, response, head=request.method == "HEAD")
             self._wake.set()
         finally:
@@ -229,9 +299,9 @@ class _H2Connection:
     def _maybe_stop_reading(self) -> None:
         if (
             self._ctx.stopping.is_set()
+            and self._waiting
             and self._in_flight == 0
             and not self._adapter.has_pending_output
-            and self._receive_scope is not None
         ):
             self._receive_scope.cancel()
 
@@ -241,44 +311,44 @@ class _H2Connection:
 
     async def _read_loop(self, nursery: trio.Nursery) -> None:
         timeout = self._ctx.limits.idle_timeout_s
-        while True:
-            if (
-                self._ctx.stopping.is_set()
-                and self._in_flight == 0
-                and not self._adapter.has_pending_output
-            ):
-                return
-            idle = self._in_flight == 0 and not self._adapter.has_pending_output
-            deadline = trio.current_time() + timeout if timeout > 0 and idle else math.inf
-            data: bytes | None = None
-            with trio.CancelScope(deadline=deadline) as scope:
-                self._receive_scope = scope
+        adapter = self._adapter
+        io = self._io
+        scope = self._receive_scope
+        with scope:
+            while True:
+                idle = self._in_flight == 0 and not adapter.has_pending_output
+                if idle and self._ctx.stopping.is_set():
+                    return
+                # One scope for the connection; the idle deadline is armed only for waits.
+                scope.deadline = trio.current_time() + timeout if timeout > 0 and idle else math.inf
+                self._waiting = True
                 try:
-                    data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
+                    data = bytes(await io.receive())
                 finally:
-                    self._receive_scope = None
-            if data is None:
-                if self._ctx.stopping.is_set():
-                    continue  # re-check; the loop returns once nothing is in flight
-                return  # idle timeout
-            alive = self._feed(nursery, data)
-            self._wake.set()
-            if not alive:
-                return
+                    self._waiting = False
+                scope.deadline = math.inf
+                requests, alive = self._receive(data)
+                if requests:
+                    await self._serve_batch(nursery, requests)
+                await self._flush()
+                if not alive:
+                    return
+        # Cancelled: idle timeout, or stopping with nothing in flight.
+
+    async def _flush(self) -> None:
+        """Send what the adapter has queued, unless a send is under way (it drains all)."""
+        if self._sending:
+            return
+        self._sending = True
+        try:
+            while data := self._adapter.data_to_send():
+                await self._io.send(data)
+        finally:
+            self._sending = False
+            self._send_done.set()
 
     async def _writer(self) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                data = self._adapter.data_to_send()
-                if data:
-                    await self._stream.send_all(data)
-                if self._finishing:
-                    # Anything queued while we were sending goes out too.
-                    data = self._adapter.data_to_send()
-                    if data:
-                        await self._stream.send_all(data)
-                    return
-        finally:
-            self._writer_done.set()
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            await self._flush()

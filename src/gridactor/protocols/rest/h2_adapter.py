@@ -15,6 +15,8 @@ we report ``CLOSED``.
 
 from __future__ import annotations
 
+import re
+
 import h2.config
 import h2.connection
 import h2.events
@@ -30,6 +32,13 @@ MAX_CONCURRENT_STREAMS = 100
 _CONNECTION_HEADERS = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
+# A response header name we may emit: a lower-case token (RFC 9110 §5.6.2, RFC 9113 §8.2.1).
+_VALID_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+# What RFC 9113 §8.2.1 forbids in a field value: NUL, CR, LF anywhere; SP/HTAB at either end.
+_INVALID_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
+_STATUS = {code: str(code).encode() for code in range(100, 600)}
+# Names already checked against _VALID_NAME (they come from our own code: a handful).
+_checked_names: set[bytes] = set()
 
 
 class _Inbound:
@@ -45,7 +54,17 @@ class H2Adapter:
     """Server side of one HTTP/2 connection."""
 
     def __init__(self, limits: Limits) -> None:
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        # Outbound validation/normalisation is h2's costliest step per response (a chain of
+        # generators per header). It is off because send_response guarantees the same
+        # properties itself, more cheaply: lower-case token names (checked once per name),
+        # no connection-specific fields, no pseudo-header but the leading :status, values
+        # without NUL/CR/LF or surrounding whitespace. Inbound validation stays on.
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self._conn = h2.connection.H2Connection(config=config)
         self._conn.local_settings = h2.settings.Settings(
             client=False,
@@ -192,10 +211,23 @@ class H2Adapter:
         """Queue a response; silently dropped if the peer reset the stream meanwhile."""
         if self._closed:
             return
-        headers: list[tuple[bytes, bytes]] = [(b":status", str(response.status).encode())]
+        headers: list[tuple[bytes, bytes]] = [(b":status", _STATUS.get(response.status) or b"500")]
         for name, value in response.headers:
-            if name not in _CONNECTION_HEADERS:
-                headers.append((name, value))
+            if name not in _checked_names:
+                if name in _CONNECTION_HEADERS or name == b"content-length":
+                    continue
+                if _VALID_NAME.fullmatch(name) is None:
+                    lowered = name.lower()
+                    if _VALID_NAME.fullmatch(lowered) is None or lowered in _CONNECTION_HEADERS:
+                        continue  # never emit an invalid or connection-specific field
+                    name = lowered
+                elif len(_checked_names) < 1024:
+                    _checked_names.add(name)
+            if _INVALID_VALUE.search(value) is not None:
+                value = value.strip(b" \t")
+                if _INVALID_VALUE.search(value) is not None:
+                    continue  # e.g. a stored media type with a line break: drop the field
+            headers.append((name, value))
         headers.append((b"content-length", str(len(response.body)).encode()))
         body = b"" if head else response.body
         try:
@@ -204,6 +236,16 @@ class H2Adapter:
             self._outbound.pop(stream_id, None)
             return
         if body:
+            conn = self._conn
+            size = len(body)
+            if size <= conn.max_outbound_frame_size and size <= conn.local_flow_control_window(stream_id):
+                # The usual small body: one DATA frame, no bookkeeping for flow control.
+                try:
+                    conn.send_data(stream_id, body, end_stream=True)
+                except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                    return
+                self._maybe_reset(stream_id)
+                return
             self._outbound[stream_id] = (memoryview(body), 0)
             self._flush_stream(stream_id)
         else:

@@ -66,6 +66,13 @@ class PathParams:
 
 
 Handler = Callable[[Request, EndpointContext, PathParams], Awaitable[Response]]
+# A request that needs exactly one cache operation: (cache, op, how to answer from its
+# result). The connection gathers the ops of every request that arrived together into one
+# ``CacheService.execute_many`` call, as the Hot Rod path does.
+Planned = tuple[str, CacheOp, Callable[[CacheResult], Response]]
+# Plans a request without awaiting anything: a Planned op, an immediate Response, or None
+# when the request needs the full (async) handler, e.g. a conditional write.
+Planner = Callable[[Request, EndpointContext, PathParams], "Planned | Response | None"]
 
 JSON_TYPE = b"application/json"
 TEXT_TYPE = b"text/plain; charset=utf-8"
@@ -85,6 +92,14 @@ async def run_one(ctx: EndpointContext, cache: str, op: CacheOp) -> CacheResult:
     if isinstance(result, GridError):
         raise result
     return result
+
+
+async def run_planned(ctx: EndpointContext, planned: Planned | Response) -> Response:
+    """Execute one plan on its own (the path of requests that are not batched)."""
+    if isinstance(planned, Response):
+        return planned
+    cache, op, finish = planned
+    return finish(await run_one(ctx, cache, op))
 
 
 def media_type_of(value: str | None) -> tuple[str, dict[str, str]]:
@@ -140,8 +155,18 @@ def _etag_matches(header: str, etag: str) -> bool:
     return False
 
 
+_dates: dict[int, bytes] = {}
+
+
 def http_date(ms: int) -> bytes:
-    return email.utils.formatdate(ms / 1000, usegmt=True).encode("ascii")
+    # Entries written in the same second share their Last-Modified: format it once.
+    seconds = ms // 1000
+    cached = _dates.get(seconds)
+    if cached is None:
+        if len(_dates) >= 4096:
+            _dates.clear()
+        cached = _dates[seconds] = email.utils.formatdate(seconds, usegmt=True).encode("ascii")
+    return cached
 
 
 def _parse_http_date(value: str) -> int | None:
@@ -234,6 +259,14 @@ def _entry_headers(entry: Entry, etag: str) -> Headers:
 
 def _read_preconditions(request: Request, entry: Entry, etag: str) -> int | None:
     """RFC 9110 §13.2.2 order: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since."""
+    headers = request.headers
+    if (
+        b"if-match" not in headers
+        and b"if-none-match" not in headers
+        and b"if-modified-since" not in headers
+        and b"if-unmodified-since" not in headers
+    ):
+        return None
     last_modified_s = entry.created_ms // 1000
     if_match = request.header_str(b"if-match")
     if if_match is not None:
@@ -258,18 +291,32 @@ def _read_preconditions(request: Request, entry: Entry, etag: str) -> int | None
     return None
 
 
-async def get_entry(request: Request, ctx: EndpointContext, params: PathParams) -> Response:
+def _key(request: Request, ctx: EndpointContext, params: PathParams) -> bytes:
+    key_content_type = request.headers.get(b"key-content-type")
+    if key_content_type is None and params.key and len(params.key) <= ctx.limits.max_key_bytes:
+        return params.key  # the common case: a text key, nothing to decode
+    return decode_key(params.key, request.header_str(b"key-content-type"), ctx.limits.max_key_bytes)
+
+
+def plan_get_entry(request: Request, ctx: EndpointContext, params: PathParams) -> Planned:
     cache = _cache_name(params)
-    key = decode_key(params.key, request.header_str(b"key-content-type"), ctx.limits.max_key_bytes)
-    entry = await run_one(ctx, cache, Get(key))
-    if entry is None:
-        return Response.empty(404)
-    assert isinstance(entry, Entry)
-    etag = etag_of(entry.value)
-    status = _read_preconditions(request, entry, etag)
-    if status is not None:
-        return Response.empty(status, [(b"etag", etag.encode())] if status == 304 else None)
-    return Response(200, _entry_headers(entry, etag), entry.value)
+    key = _key(request, ctx, params)
+
+    def finish(entry: CacheResult) -> Response:
+        if entry is None:
+            return Response.empty(404)
+        assert isinstance(entry, Entry)
+        etag = etag_of(entry.value)
+        status = _read_preconditions(request, entry, etag)
+        if status is not None:
+            return Response.empty(status, [(b"etag", etag.encode())] if status == 304 else None)
+        return Response(200, _entry_headers(entry, etag), entry.value)
+
+    return cache, Get(key), finish
+
+
+async def get_entry(request: Request, ctx: EndpointContext, params: PathParams) -> Response:
+    return await run_planned(ctx, plan_get_entry(request, ctx, params))
 
 
 def _write_args(request: Request, ctx: EndpointContext) -> tuple[int | None, int | None, str]:
@@ -288,9 +335,29 @@ class _TooLarge(GridError):
         super().__init__(f"Value of {size} bytes exceeds the limit of {limit} bytes")
 
 
-async def put_entry(request: Request, ctx: EndpointContext, params: PathParams) -> Response:
+def _written(value: bytes) -> Callable[[CacheResult], Response]:
+    def finish(result: CacheResult) -> Response:
+        return Response.empty(204, [(b"etag", etag_of(value).encode())])
+
+    return finish
+
+
+def plan_put_entry(request: Request, ctx: EndpointContext, params: PathParams) -> Planned | None:
+    """An unconditional PUT is one Put; a conditional one needs put_entry (None)."""
+    if b"if-match" in request.headers or b"if-none-match" in request.headers:
+        return None
     cache = _cache_name(params)
-    key = decode_key(params.key, request.header_str(b"key-content-type"), ctx.limits.max_key_bytes)
+    key = _key(request, ctx, params)
+    lifespan, max_idle, media_type = _write_args(request, ctx)
+    return cache, Put(key, request.body, lifespan, max_idle, media_type), _written(request.body)
+
+
+async def put_entry(request: Request, ctx: EndpointContext, params: PathParams) -> Response:
+    planned = plan_put_entry(request, ctx, params)
+    if planned is not None:
+        return await run_planned(ctx, planned)
+    cache = _cache_name(params)
+    key = _key(request, ctx, params)
     lifespan, max_idle, media_type = _write_args(request, ctx)
     value = request.body
     if_match = request.header_str(b"if-match")
@@ -323,26 +390,45 @@ async def put_entry(request: Request, ctx: EndpointContext, params: PathParams) 
     return Response.empty(204, [(b"etag", etag_of(value).encode())])
 
 
-async def post_entry(request: Request, ctx: EndpointContext, params: PathParams) -> Response:
+def plan_post_entry(request: Request, ctx: EndpointContext, params: PathParams) -> Planned:
     cache = _cache_name(params)
-    key = decode_key(params.key, request.header_str(b"key-content-type"), ctx.limits.max_key_bytes)
+    key = _key(request, ctx, params)
     lifespan, max_idle, media_type = _write_args(request, ctx)
-    result = await run_one(ctx, cache, PutIfAbsent(key, request.body, lifespan, max_idle, media_type))
+    value = request.body
+
+    def finish(result: CacheResult) -> Response:
+        assert isinstance(result, WriteResult)
+        if not result.done:
+            return Response.text(409, "An entry already exists")
+        return Response.empty(204, [(b"etag", etag_of(value).encode())])
+
+    return cache, PutIfAbsent(key, value, lifespan, max_idle, media_type), finish
+
+
+async def post_entry(request: Request, ctx: EndpointContext, params: PathParams) -> Response:
+    return await run_planned(ctx, plan_post_entry(request, ctx, params))
+
+
+def _removed(result: CacheResult) -> Response:
     assert isinstance(result, WriteResult)
-    if not result.done:
-        return Response.text(409, "An entry already exists")
-    return Response.empty(204, [(b"etag", etag_of(request.body).encode())])
+    return Response.empty(204 if result.done else 404)
+
+
+def plan_delete_entry(request: Request, ctx: EndpointContext, params: PathParams) -> Planned | None:
+    """An unconditional DELETE is one Remove; a conditional one needs delete_entry (None)."""
+    if b"if-match" in request.headers or b"if-none-match" in request.headers:
+        return None
+    return _cache_name(params), Remove(_key(request, ctx, params)), _removed
 
 
 async def delete_entry(request: Request, ctx: EndpointContext, params: PathParams) -> Response:
+    planned = plan_delete_entry(request, ctx, params)
+    if planned is not None:
+        return await run_planned(ctx, planned)
     cache = _cache_name(params)
-    key = decode_key(params.key, request.header_str(b"key-content-type"), ctx.limits.max_key_bytes)
+    key = _key(request, ctx, params)
     if_match = request.header_str(b"if-match")
     if_none_match = request.header_str(b"if-none-match")
-    if if_match is None and if_none_match is None:
-        result = await run_one(ctx, cache, Remove(key))
-        assert isinstance(result, WriteResult)
-        return Response.empty(204 if result.done else 404)
     current = await run_one(ctx, cache, Get(key))
     if current is None:
         return Response.empty(404)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote_to_bytes
 
+from gridactor.cache.api import CacheResult
 from gridactor.errors import CacheNotFoundError, GridError
 from gridactor.protocols.rest import resources as r
 from gridactor.protocols.rest.events import Headers, Request, Response
@@ -37,18 +38,27 @@ class Invocation:
     handler: r.Handler
     action: str | None
     rule: Access  # from security/access.py: who may call it
+    # Set for the entry routes: the request can join a batch of cache ops (see Dispatcher.plan).
+    planner: r.Planner | None = None
 
     @property
     def anonymous(self) -> bool:
         return self.rule.scope is Scope.ANONYMOUS
 
 
-def _inv(methods: str, path: str, handler: r.Handler, *, action: str | None = None) -> Invocation:
+def _inv(
+    methods: str,
+    path: str,
+    handler: r.Handler,
+    *,
+    action: str | None = None,
+    planner: r.Planner | None = None,
+) -> Invocation:
     rule = access.REST.get((methods, path, action))
     if rule is None:
         # Every route must have its row in the access table: none may slip in unchecked.
         raise AssertionError(f"no access rule for REST route {methods} {path} action={action}")
-    return Invocation(frozenset(methods.split()), tuple(path.split("/")), handler, action, rule)
+    return Invocation(frozenset(methods.split()), tuple(path.split("/")), handler, action, rule, planner)
 
 
 INVOCATIONS: tuple[Invocation, ...] = (
@@ -63,10 +73,10 @@ INVOCATIONS: tuple[Invocation, ...] = (
     _inv("POST", "caches/{cache}", r.cache_clear, action="clear"),
     _inv("GET", "caches/{cache}", r.cache_stats, action="stats"),
     _inv("GET", "caches/{cache}", r.cache_config, action="config"),
-    _inv("GET HEAD", "caches/{cache}/{key}", r.get_entry),
-    _inv("PUT", "caches/{cache}/{key}", r.put_entry),
-    _inv("POST", "caches/{cache}/{key}", r.post_entry),
-    _inv("DELETE", "caches/{cache}/{key}", r.delete_entry),
+    _inv("GET HEAD", "caches/{cache}/{key}", r.get_entry, planner=r.plan_get_entry),
+    _inv("PUT", "caches/{cache}/{key}", r.put_entry, planner=r.plan_put_entry),
+    _inv("POST", "caches/{cache}/{key}", r.post_entry, planner=r.plan_post_entry),
+    _inv("DELETE", "caches/{cache}/{key}", r.delete_entry, planner=r.plan_delete_entry),
     _inv("GET", "server", r.server_info),
     _inv("GET HEAD", "cache-managers/default/health/status", r.health_status),
     _inv("GET HEAD", "container/health/status", r.health_status),
@@ -90,9 +100,28 @@ class Router:
         self._by_length: dict[int, list[Invocation]] = {}
         for inv in invocations:
             self._by_length.setdefault(len(inv.path), []).append(inv)
+        self._prefixes: dict[str, bytes] = {}
+        # The hot path: "caches/{cache}/{key}" without a query, one invocation per method.
+        self._entry_by_method: dict[str, Invocation] = {}
+        for inv in invocations:
+            if inv.path == ("caches", "{cache}", "{key}") and inv.action is None:
+                for method in inv.methods:
+                    self._entry_by_method.setdefault(method, inv)
 
     def resolve(self, request: Request, context_path: str) -> Match | Response:
-        prefix = f"/{context_path}/v2/".encode()
+        prefix = self._prefixes.get(context_path)
+        if prefix is None:
+            prefix = self._prefixes[context_path] = f"/{context_path}/v2/".encode()
+        target = request.target
+        if target.startswith(prefix) and b"?" not in target:
+            # Same answer as the general path below, without building the candidate lists.
+            parts = target[len(prefix) :].split(b"/")
+            if len(parts) == 3 and parts[0] == b"caches" and parts[1] and parts[2]:
+                inv = self._entry_by_method.get(request.method)
+                if inv is not None:
+                    params = _entry_params(parts[1], parts[2])
+                    if params is not None:
+                        return Match(inv, params)
         raw = request.raw_path
         if not raw.startswith(prefix):
             return Response.text(404, "Not found")
@@ -126,6 +155,16 @@ class Router:
         return Response.text(
             405, f"Method {request.method} not allowed", [(b"allow", ", ".join(allowed).encode())]
         )
+
+
+def _entry_params(raw_cache: bytes, raw_key: bytes) -> r.PathParams | None:
+    cache_bytes = unquote_to_bytes(raw_cache) if b"%" in raw_cache else raw_cache
+    try:
+        cache = cache_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    key = unquote_to_bytes(raw_key) if b"%" in raw_key else raw_key
+    return r.PathParams(cache=cache, key=key)
 
 
 def _match(pattern: tuple[str, ...], segments: list[bytes]) -> r.PathParams | None:
@@ -193,16 +232,44 @@ class Dispatcher:
 
     async def handle(self, request: Request) -> Response:
         """Never raises except for cancellation: bad input becomes a 4xx, bugs a 500."""
+        found = self.resolve(request)
+        if isinstance(found, Response):
+            return found
+        return await self.run(request, found)
+
+    def resolve(self, request: Request) -> Match | Response:
+        """The route, or the response that answers an unmatched request (no auth for those)."""
         try:
-            found = self._router.resolve(request, self._ctx.rest_context_path)
-            if isinstance(found, Response):
-                return found
-            extra: Headers = []
-            if self._auth is not None and not found.invocation.anonymous:
-                outcome = await self._auth.authenticate(request)
-                if isinstance(outcome, Response):
-                    return outcome
-                extra = outcome
+            return self._router.resolve(request, self._ctx.rest_context_path)
+        except GridError as exc:
+            return error_response(exc)
+        except Exception:
+            return self._internal_error(request)
+
+    def needs_authentication(self, found: Match) -> bool:
+        return self._auth is not None and not found.invocation.anonymous
+
+    async def authenticate(self, request: Request) -> Response | Headers:
+        """The authentication step for a route that needs it: a response to send instead, or
+        the headers to add to the route's response."""
+        assert self._auth is not None
+        try:
+            return await self._auth.authenticate(request)
+        except GridError as exc:
+            return error_response(exc)
+        except Exception:
+            return self._internal_error(request)
+
+    async def run(self, request: Request, found: Match, extra: Headers | None = None) -> Response:
+        """Authenticate (unless done already: ``extra`` given), authorize, run the handler."""
+        try:
+            if extra is None:
+                extra = []
+                if self.needs_authentication(found):
+                    outcome = await self.authenticate(request)
+                    if isinstance(outcome, Response):
+                        return outcome
+                    extra = outcome
             denied = self._authorize(request, found)
             if denied is not None:
                 return denied
@@ -212,10 +279,45 @@ class Dispatcher:
         except GridError as exc:
             return error_response(exc)
         except Exception:
-            # The traceback goes to the log; the client learns nothing about internals.
-            log.exception("REST %s %r failed", request.method, request.target[:200])
-            return Response.text(500, "internal error")
+            return self._internal_error(request)
 
+    def plan(self, request: Request, found: Match) -> r.Planned | Response | None:
+        """For a route with a planner, once authenticated: authorize, then plan its cache op.
+
+        None: the request needs its full handler (``run`` with the authentication headers).
+        """
+        planner = found.invocation.planner
+        assert planner is not None
+        try:
+            denied = self._authorize(request, found)
+            if denied is not None:
+                return denied
+            return planner(request, self._ctx, found.params)
+        except GridError as exc:
+            return error_response(exc)
+        except Exception:
+            return self._internal_error(request)
+
+    def finish(
+        self, request: Request, planned: r.Planned, result: CacheResult | GridError, extra: Headers
+    ) -> Response:
+        """The response to a planned request from its op's result."""
+        if isinstance(result, GridError):
+            return error_response(result)
+        try:
+            response = planned[2](result)
+        except GridError as exc:
+            return error_response(exc)
+        except Exception:
+            return self._internal_error(request)
+        if extra:
+            response.headers.extend(extra)
+        return response
+
+    def _internal_error(self, request: Request) -> Response:
+        # The traceback goes to the log; the client learns nothing about internals.
+        log.exception("REST %s %r failed", request.method, request.target[:200])
+        return Response.text(500, "internal error")
 
     def _authorize(self, request: Request, found: Match) -> Response | None:
         """403 with Infinispan's reason when the caller lacks the route's permission."""
