@@ -34,7 +34,7 @@ const DEFAULT_CONFIG = {
       claims: { sub: 'reader', username: 'reader', preferred_username: 'reader', realm_access: { roles: ['observer'] } },
     },
     {
-      client_id: 'short-client', client_secret: 'short-secret', ttl: 1,
+      client_id: 'short-client', client_secret: 'short-secret', ttl: 3,
       claims: { sub: 'shorty', username: 'shorty', realm_access: { roles: ['observer'] } },
     },
     // No identity claims at all: the realm must refuse it (missing principal claim).
