@@ -215,7 +215,7 @@ def test_unreachable_server_fails_fast_and_recovers(caplog: pytest.LogCaptureFix
         for _ in range(3):
             with pytest.raises(AuthorizationServerUnavailableError):
                 realm.check_token("a" * 43)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 3.0  # refused at once, far below any timeout
         errors = [r for r in caplog.records if "cannot be asked" in r.getMessage()]
         assert len(errors) == 1  # one line per outage, not one per login
         assert "a" * 43 not in caplog.text

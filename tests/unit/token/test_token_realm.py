@@ -307,7 +307,7 @@ def test_server_trouble_fails_closed(
         started = time.monotonic()
         with pytest.raises(AuthorizationServerUnavailableError):
             realm.answer(TokenCheck("tok"))
-        assert time.monotonic() - started < 1.4
+        assert time.monotonic() - started < 3.0  # the 0.5 s timeouts, with room for a loaded CI
         # Within retry_after_s the realm fails at once, without asking again.
         asked = len(script.requests)
         with pytest.raises(AuthorizationServerUnavailableError):
