@@ -27,6 +27,7 @@ import multiprocessing.connection
 import os
 import selectors
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class LoadSpec:
     batch: int = 1000  # entries per PUT_ALL
     cache: str = ""
     sasl: tuple[str, str, str] | None = None  # (mechanism, user, password) per connection
+    tls: bool = False  # TLS to a server with a self-signed certificate (not verified: loopback)
 
 
 @dataclass
@@ -198,9 +200,20 @@ def authenticate_blocking(sock: socket.socket, mechanism: str, user: str, passwo
     raise PermissionError(f"{mechanism}: no completion")
 
 
+def _client_tls() -> ssl.SSLContext:
+    # The benchmark measures the cost of encryption, not of trust: the server's self-signed
+    # certificate is not verified (loopback only).
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def connect(spec: LoadSpec) -> socket.socket:
     sock = socket.create_connection((spec.host, spec.port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if spec.tls:
+        sock = _client_tls().wrap_socket(sock, server_hostname=spec.host)
     if spec.sasl is not None:
         authenticate_blocking(sock, *spec.sasl)
     return sock
@@ -324,7 +337,7 @@ def run_load(
             return
         try:
             sent = conn.sock.send(data)
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             sent = 0
         if sent < len(data):
             conn.pending_out = data[sent:]
@@ -352,7 +365,10 @@ def run_load(
                 continue
             try:
                 chunk = conn.sock.recv(1 << 18)
-            except (BlockingIOError, InterruptedError):
+                # TLS may hold decrypted bytes the selector cannot see: take them now.
+                while isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending():
+                    chunk += conn.sock.recv(1 << 18)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 continue
             if not chunk:
                 result.error_text = result.error_text or "server closed a connection"

@@ -85,6 +85,24 @@ def auth_config(source: Path, workdir: Path) -> Path:
     return target
 
 
+def tls_config(source: Path, workdir: Path) -> Path:
+    """``auth_config`` plus an SSL server identity (a self-signed keystore made at start)."""
+    plain = auth_config(source, workdir)
+    target = plain.parent / "infinispan-tls.xml"
+    if not target.exists():
+        text = plain.read_text()
+        realm = '<security-realm name="default">'
+        if realm not in text:
+            raise RuntimeError(f"{source} has no security realm named default to give a TLS identity")
+        identity = (
+            '<server-identities><ssl><keystore path="bench-keystore.p12" '
+            'relative-to="infinispan.server.config.path" keystore-password="bench-secret" '
+            'generate-self-signed-certificate-host="localhost"/></ssl></server-identities>'
+        )
+        target.write_text(text.replace(realm, realm + identity, 1))
+    return target
+
+
 def _preload_hotrod(server: GridServer, scenario: Scenario, procs: int) -> None:
     spec = LoadSpec(
         server.host,
@@ -95,6 +113,7 @@ def _preload_hotrod(server: GridServer, scenario: Scenario, procs: int) -> None:
         keyspace=scenario.keyspace,
         batch=500,
         sasl=_sasl(scenario),
+        tls=scenario.tls,
     )
     loaded = drive(spec, processes=1, warmup_s=0, duration_s=120, entries=(0, scenario.keyspace))
     if loaded.errors or loaded.ops < scenario.keyspace:
@@ -116,6 +135,7 @@ def run_hotrod(scenario: Scenario, server: GridServer, procs: int, record: Recor
         keyspace=scenario.keyspace,
         value_size=scenario.value_size,
         sasl=_sasl(scenario),
+        tls=scenario.tls,
     )
     result = drive(spec, processes=procs, warmup_s=scenario.warmup_s, duration_s=scenario.duration_s)
     if result.errors:
@@ -201,7 +221,12 @@ def run_scenario(
     if missing:
         record.status = "skipped: " + "; ".join(CAPABILITY_REASONS.get(m, f"needs {m}") for m in missing)
         return record
-    config = args.config if scenario.auth is None else auth_config(args.auth_config, workdir)
+    if scenario.tls:
+        config = tls_config(args.auth_config, workdir)
+    elif scenario.auth is not None:
+        config = auth_config(args.auth_config, workdir)
+    else:
+        config = args.config
     server = GridServer(config, shards=scenario.shards, log_path=workdir / f"{scenario.name}.log")
     try:
         server.start()

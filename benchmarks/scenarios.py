@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 # What the server can do today, for benchmarking purposes.
-SERVER_CAPABILITIES: frozenset[str] = frozenset({"realm"})
+SERVER_CAPABILITIES: frozenset[str] = frozenset({"realm", "tls"})
 CAPABILITY_REASONS = {
     "realm": "server has no realm support yet",
     "tls": "server has no TLS support yet",
