@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NO_AUTH_CONFIG, ROOT, start_server
+from tests.integration.curl import curl
 from tests.integration.node_client import results, run_node_ops
 
 pytestmark = pytest.mark.integration
@@ -137,45 +138,7 @@ def test_connector_idle_timeout_and_max_content_length(tmp_path: Path) -> None:
             assert idle.recv(4096) == b""  # closed by the server for idling
             assert 0.5 < time.monotonic() - started < 5
         url = f"http://127.0.0.1:{running.port}/rest/v2/caches/default/k"
-        too_big = subprocess.run(
-            [
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-X",
-                "PUT",
-                "--data-binary",
-                "x" * 17,
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-        assert too_big.stdout == "413"
-        small = subprocess.run(
-            [
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-X",
-                "PUT",
-                "--data-binary",
-                "x" * 16,
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-        assert small.stdout == "204"
+        assert curl(url, "-X", "PUT", "--data-binary", "x" * 17).status == 413
+        assert curl(url, "-X", "PUT", "--data-binary", "x" * 16).status == 204
     finally:
         assert running.stop() == 0, running.log()

@@ -27,12 +27,15 @@ Besides plain entries, a shard keeps two more kinds of state, with their own op 
 from __future__ import annotations
 
 import enum
+import logging
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from gridactor.errors import GridError
+
+_log = logging.getLogger("gridactor.cache")
 
 INFINITE = -1
 SEGMENTS = 256
@@ -501,3 +504,25 @@ class CacheService(Protocol):
     async def remove_cache(self, name: str) -> None:
         """Drop a cache and its entries. Raises CacheNotFoundError."""
         ...
+
+
+async def execute_guarded(
+    caches: CacheService, batch: Sequence[tuple[str, CacheOp]]
+) -> list[CacheResult | GridError]:
+    """``caches.execute_many`` for a front-end: never raises for the batch as a whole.
+
+    A GridError of the whole call becomes every op's result; anything else (a bug) is
+    logged once and answered as an internal error, so one bad batch never ends a
+    connection's other requests.
+    """
+    try:
+        results = await caches.execute_many(batch)
+    except GridError as err:
+        return [err] * len(batch)
+    except Exception:
+        _log.exception("CacheService.execute_many failed")
+        return [GridError("internal error")] * len(batch)
+    if len(results) != len(batch):
+        _log.error("CacheService returned %d results for %d ops", len(results), len(batch))
+        return [GridError("internal error")] * len(batch)
+    return results

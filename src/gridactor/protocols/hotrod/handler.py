@@ -72,6 +72,7 @@ from gridactor.cache.api import (
     Size,
     Stats,
     WriteResult,
+    execute_guarded,
 )
 from gridactor.cache.events import CacheEvent, EventKind, Subscription
 from gridactor.errors import (
@@ -435,17 +436,7 @@ class HotRodSession:
             pending[:] = still_pending
 
     async def _execute(self, batch: list[tuple[str, CacheOp]]) -> Results:
-        try:
-            results = await self.caches.execute_many(batch)
-        except GridError as err:
-            return [err] * len(batch)
-        except Exception:
-            log.exception("CacheService.execute_many failed")
-            return [GridError("internal error")] * len(batch)
-        if len(results) != len(batch):
-            log.error("CacheService returned %d results for %d ops", len(results), len(batch))
-            return [GridError("internal error")] * len(batch)
-        return results
+        return await execute_guarded(self.caches, batch)
 
     # ------------------------------------------------------------ local requests
 

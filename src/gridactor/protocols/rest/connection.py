@@ -30,7 +30,7 @@ import math
 
 import trio
 
-from gridactor.cache.api import CacheOp, CacheResult
+from gridactor.cache.api import CacheOp, CacheResult, execute_guarded
 from gridactor.errors import GridError
 from gridactor.protocols.rest.events import CLOSED, H2CUpgrade, Headers, Request, Response
 from gridactor.protocols.rest.h2_adapter import H2Adapter
@@ -267,17 +267,7 @@ class _H2Connection:
             adapter.send_response(request.stream_id, response, head=request.method == "HEAD")
 
     async def _execute(self, batch: list[tuple[str, CacheOp]]) -> list[CacheResult | GridError]:
-        try:
-            results = await self._ctx.caches.execute_many(batch)
-        except GridError as err:
-            return [err] * len(batch)
-        except Exception:
-            log.exception("CacheService.execute_many failed")
-            return [GridError("internal error")] * len(batch)
-        if len(results) != len(batch):
-            log.error("CacheService returned %d results for %d ops", len(results), len(batch))
-            return [GridError("internal error")] * len(batch)
-        return results
+        return await execute_guarded(self._ctx.caches, batch)
 
     def _spawn(self, nursery: trio.Nursery, request: Request, found: Match, extra: Headers | None) -> None:
         self._in_flight += 1
