@@ -27,6 +27,7 @@ from gridactor.protocols.hotrod.connection import serve_hotrod
 from gridactor.protocols.rest.connection import serve_http
 from gridactor.server.context import EndpointContext
 from gridactor.server.sniff import NEED_MORE, Wire, sniff
+from gridactor.server.socket_io import TlsSocketStream, tls_accept
 
 log = logging.getLogger("gridactor.listener")
 
@@ -106,6 +107,16 @@ class Listener:
             await trio.aclose_forcefully(stream)
 
     async def _serve(self, raw: trio.SocketStream) -> None:
+        tls_streams: list[TlsSocketStream] = []
+        try:
+            await self._serve_accepted(raw, tls_streams)
+        finally:
+            # The front-end closed it already, unless the connection ended before one
+            # started: the TLS socket (a duplicate descriptor) must not outlive ``raw``.
+            for tls in tls_streams:
+                await trio.aclose_forcefully(tls)
+
+    async def _serve_accepted(self, raw: trio.SocketStream, tls_streams: list[TlsSocketStream]) -> None:
         stream: trio.abc.Stream = raw
         first = b""
         wire: Wire | None = None
@@ -113,16 +124,18 @@ class Listener:
         peer_certificate: bytes | None = None
         with trio.move_on_after(self.context.limits.handshake_timeout_s):
             if self.ssl_context is not None:
-                tls = trio.SSLStream(raw, self.ssl_context, server_side=True)
+                # TLS on the connection's own socket (server/socket_io.py): the front-ends
+                # then serve it with try-first reads and writes, as plain TCP.
                 try:
-                    await tls.do_handshake()
+                    tls = await tls_accept(raw, self.ssl_context)
                 except (trio.BrokenResourceError, ssl.SSLError) as exc:
                     _log_handshake_failure(raw, exc)
                     self._stats.rejected += 1
                     return
+                tls_streams.append(tls)
                 alpn = tls.selected_alpn_protocol()
                 # Python 3.11 exposes only the leaf; it was verified against the trust store.
-                peer_certificate = tls.getpeercert(binary_form=True)
+                peer_certificate = tls.peer_certificate_der()
                 stream = tls
             while True:
                 found = sniff(first)

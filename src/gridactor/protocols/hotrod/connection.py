@@ -6,7 +6,8 @@ That is where the throughput comes from (see ``performance-notes.md``).
 
 On a plain TCP connection (``trio.SocketStream``) the loop talks to the socket itself
 through ``gridactor.server.socket_io.SocketIO`` (try-first ``recv``/``send``, one wake-up
-per request); TLS streams and in-memory test streams go through ``StreamIO``.
+per request), on TLS through ``TlsSocketIO`` (the same over a non-blocking ``SSLSocket``);
+in-memory test streams go through ``StreamIO``.
 """
 
 from __future__ import annotations
