@@ -13,6 +13,7 @@ repeated failures from one address or for one user name are slowed down.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 from collections.abc import Sequence
@@ -174,17 +175,7 @@ class HotRodSaslAuthenticator:
         self._peer_certificate = peer_certificate
         self._settings = security.sasl_settings
         if tls != self._settings.tls:
-            self._settings = SaslSettings(
-                realm=self._settings.realm,
-                server_name=self._settings.server_name,
-                protocol=self._settings.protocol,
-                qop=self._settings.qop,
-                scram_min_iterations=self._settings.scram_min_iterations,
-                scram_max_iterations=self._settings.scram_max_iterations,
-                tls=tls,
-                extra=self._settings.extra,
-                server_principal=self._settings.server_principal,
-            )
+            self._settings = dataclasses.replace(self._settings, tls=tls)
         self._mechanism: SaslMechanism | None = None
         self._username: str | None = None  # as the client claimed it, for the log and throttle
         self._deadline = 0.0
