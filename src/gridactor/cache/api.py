@@ -89,19 +89,23 @@ class Entry(NamedTuple):
 
 
 # ---------------------------------------------------------------- operations on one key
+#
+# Operations (and results) are slotted dataclasses that are *not* frozen: a frozen
+# dataclass's __init__ sets every field through object.__setattr__ and costs ~4x as much,
+# once per request on the hot path. Nothing mutates them after construction.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Get:
     key: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ContainsKey:
     key: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Put:
     key: bytes
     value: bytes
@@ -110,7 +114,7 @@ class Put:
     media_type: str = DEFAULT_MEDIA_TYPE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PutIfAbsent:
     key: bytes
     value: bytes
@@ -119,7 +123,7 @@ class PutIfAbsent:
     media_type: str = DEFAULT_MEDIA_TYPE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Replace:
     key: bytes
     value: bytes
@@ -128,7 +132,7 @@ class Replace:
     media_type: str = DEFAULT_MEDIA_TYPE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReplaceIfUnmodified:
     key: bytes
     value: bytes
@@ -138,12 +142,12 @@ class ReplaceIfUnmodified:
     media_type: str = DEFAULT_MEDIA_TYPE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Remove:
     key: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RemoveIfUnmodified:
     key: bytes
     version: int
@@ -152,7 +156,7 @@ class RemoveIfUnmodified:
 # ---------------------------------------------------------------- operations on many keys / whole cache
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PutAll:
     entries: tuple[tuple[bytes, bytes], ...]
     lifespan_ms: int | None = None
@@ -160,27 +164,27 @@ class PutAll:
     media_type: str = DEFAULT_MEDIA_TYPE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GetAll:
     keys: tuple[bytes, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Clear:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Size:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stats:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScanSegments:
     """Every live entry of the given segments (all segments when empty)."""
 
@@ -193,14 +197,14 @@ class ScanSegments:
 # nothing, remove-entry drops the first equal value), as Infinispan's Bucket does.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapGet:
     """The bucket of ``key``: a :class:`MultimapEntry`, or None when it has no value."""
 
     key: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapPut:
     """Add ``value`` to the bucket of ``key``. Result: True when the bucket changed."""
 
@@ -209,14 +213,14 @@ class MultimapPut:
     duplicates: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapRemoveKey:
     """Drop the whole bucket. Result: True when there was one."""
 
     key: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapRemoveEntry:
     """Remove ``value`` from the bucket of ``key`` (an emptied bucket goes). Result: True when removed."""
 
@@ -225,25 +229,25 @@ class MultimapRemoveEntry:
     duplicates: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapContainsKey:
     key: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapContainsEntry:
     key: bytes
     value: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapContainsValue:
     """Whether any bucket holds ``value`` (every shard is asked)."""
 
     value: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapSize:
     """The number of values in all buckets of the cache (every shard is asked)."""
 
@@ -291,7 +295,7 @@ class CounterConfig:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterCreate:
     """Define a counter. Result: True when defined now, False when the name was taken."""
 
@@ -299,24 +303,24 @@ class CounterCreate:
     config: CounterConfig
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterGetConfig:
     """Result: the :class:`CounterConfig`, or None when the counter is not defined."""
 
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterIsDefined:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterGet:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterAddAndGet:
     """Add ``delta``: the new value (0 for a weak counter, whose add reports nothing, as in Infinispan)."""
 
@@ -324,14 +328,14 @@ class CounterAddAndGet:
     delta: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterReset:
     """Back to the initial value."""
 
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterCompareAndSwap:
     """Strong counters: set ``update`` if the value is ``expect``.
 
@@ -343,7 +347,7 @@ class CounterCompareAndSwap:
     update: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterGetAndSet:
     """Strong counters: set ``value``. Value: the one before."""
 
@@ -351,7 +355,7 @@ class CounterGetAndSet:
     value: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterRemove:
     """Infinispan's ``CounterManager.remove``: the value goes, the definition stays, so the
     counter comes back at its initial value when used again."""
@@ -359,7 +363,7 @@ class CounterRemove:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterNames:
     """Every defined counter's name, sorted (every shard is asked)."""
 
@@ -385,7 +389,7 @@ CacheOp = (
 # ---------------------------------------------------------------- results
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WriteResult:
     """Outcome of a conditional or unconditional write/remove.
 
@@ -423,7 +427,7 @@ class SegmentEntries:
     entries: tuple[Entry, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapEntry:
     """One multimap bucket: its values in insertion order, and the metadata of its last write."""
 

@@ -4,6 +4,8 @@ Every request carries the header fields a response needs (``message_id``, ``vers
 and those an operation needs (``cache``, ``flags``, the value media type). Expirations
 are already converted to the cache API's terms: milliseconds, ``None`` = cache default,
 ``-1`` = never. Fields are positional in header order so the codec can build them fast.
+They are slotted dataclasses, deliberately not frozen: a frozen dataclass's ``__init__``
+costs ~4x (one ``object.__setattr__`` per field), once per request. Treat them as immutable.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ CLOSED = Sentinel.CLOSED
 """The peer closed its side and every complete request has been returned."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestError:
     """A request the codec rejected; answer with an error response (opcode 0x50).
 
@@ -43,7 +45,7 @@ class RequestError:
     opcode: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     message_id: int
     version: int
@@ -63,36 +65,36 @@ class Request:
         return bool(self.flags & op.FORCE_RETURN_VALUE)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PingRequest(Request):
     OPCODE: ClassVar[int] = op.PING
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GetRequest(Request):
     key: bytes
     OPCODE: ClassVar[int] = op.GET
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GetWithVersionRequest(Request):
     key: bytes
     OPCODE: ClassVar[int] = op.GET_WITH_VERSION
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GetWithMetadataRequest(Request):
     key: bytes
     OPCODE: ClassVar[int] = op.GET_WITH_METADATA
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ContainsKeyRequest(Request):
     key: bytes
     OPCODE: ClassVar[int] = op.CONTAINS_KEY
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PutRequest(Request):
     key: bytes
     value: bytes
@@ -101,7 +103,7 @@ class PutRequest(Request):
     OPCODE: ClassVar[int] = op.PUT
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PutIfAbsentRequest(Request):
     key: bytes
     value: bytes
@@ -110,7 +112,7 @@ class PutIfAbsentRequest(Request):
     OPCODE: ClassVar[int] = op.PUT_IF_ABSENT
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReplaceRequest(Request):
     key: bytes
     value: bytes
@@ -119,7 +121,7 @@ class ReplaceRequest(Request):
     OPCODE: ClassVar[int] = op.REPLACE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReplaceIfUnmodifiedRequest(Request):
     key: bytes
     value: bytes
@@ -129,35 +131,35 @@ class ReplaceIfUnmodifiedRequest(Request):
     OPCODE: ClassVar[int] = op.REPLACE_IF_UNMODIFIED
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RemoveRequest(Request):
     key: bytes
     OPCODE: ClassVar[int] = op.REMOVE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RemoveIfUnmodifiedRequest(Request):
     key: bytes
     entry_version: int
     OPCODE: ClassVar[int] = op.REMOVE_IF_UNMODIFIED
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ClearRequest(Request):
     OPCODE: ClassVar[int] = op.CLEAR
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SizeRequest(Request):
     OPCODE: ClassVar[int] = op.SIZE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StatsRequest(Request):
     OPCODE: ClassVar[int] = op.STATS
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PutAllRequest(Request):
     entries: tuple[tuple[bytes, bytes], ...]
     lifespan_ms: int | None
@@ -165,25 +167,25 @@ class PutAllRequest(Request):
     OPCODE: ClassVar[int] = op.PUT_ALL
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GetAllRequest(Request):
     keys: tuple[bytes, ...]
     OPCODE: ClassVar[int] = op.GET_ALL
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BulkGetRequest(Request):
     max_entries: int  # 0 = all
     OPCODE: ClassVar[int] = op.BULK_GET
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BulkGetKeysRequest(Request):
     scope: int
     OPCODE: ClassVar[int] = op.BULK_GET_KEYS
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IterationStartRequest(Request):
     segments: tuple[int, ...] | None  # None = every segment
     filter_factory: str | None
@@ -193,31 +195,31 @@ class IterationStartRequest(Request):
     OPCODE: ClassVar[int] = op.ITERATION_START
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IterationNextRequest(Request):
     iteration_id: str
     OPCODE: ClassVar[int] = op.ITERATION_NEXT
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IterationEndRequest(Request):
     iteration_id: str
     OPCODE: ClassVar[int] = op.ITERATION_END
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AuthMechListRequest(Request):
     OPCODE: ClassVar[int] = op.AUTH_MECH_LIST
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AuthRequest(Request):
     mech: str
     response: bytes
     OPCODE: ClassVar[int] = op.AUTH
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AddListenerRequest(Request):
     """ADD_CLIENT_LISTENER: events of this cache go to this connection until removed."""
 
@@ -230,13 +232,13 @@ class AddListenerRequest(Request):
     OPCODE: ClassVar[int] = op.ADD_CLIENT_LISTENER
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RemoveListenerRequest(Request):
     listener_id: bytes
     OPCODE: ClassVar[int] = op.REMOVE_CLIENT_LISTENER
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExecRequest(Request):
     """EXEC: a server task by name (the admin tasks ``@@cache@create`` …) with parameters."""
 
@@ -248,45 +250,45 @@ class ExecRequest(Request):
 # ---------------------------------------------------------------- counters (3.1+; the cache field is unused)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterCreateRequest(Request):
     name: str
     config: CounterConfig
     OPCODE: ClassVar[int] = op.COUNTER_CREATE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterGetConfigurationRequest(Request):
     name: str
     OPCODE: ClassVar[int] = op.COUNTER_GET_CONFIGURATION
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterIsDefinedRequest(Request):
     name: str
     OPCODE: ClassVar[int] = op.COUNTER_IS_DEFINED
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterGetRequest(Request):
     name: str
     OPCODE: ClassVar[int] = op.COUNTER_GET
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterAddAndGetRequest(Request):
     name: str
     delta: int
     OPCODE: ClassVar[int] = op.COUNTER_ADD_AND_GET
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterResetRequest(Request):
     name: str
     OPCODE: ClassVar[int] = op.COUNTER_RESET
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterCompareAndSwapRequest(Request):
     name: str
     expect: int
@@ -294,20 +296,20 @@ class CounterCompareAndSwapRequest(Request):
     OPCODE: ClassVar[int] = op.COUNTER_CAS
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterGetAndSetRequest(Request):
     name: str
     new_value: int
     OPCODE: ClassVar[int] = op.COUNTER_GET_AND_SET
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterRemoveRequest(Request):
     name: str
     OPCODE: ClassVar[int] = op.COUNTER_REMOVE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterGetNamesRequest(Request):
     OPCODE: ClassVar[int] = op.COUNTER_GET_NAMES
 
@@ -317,21 +319,21 @@ class CounterGetNamesRequest(Request):
 # The expiration some of these carry is parsed and ignored, as Infinispan ignores it.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapGetRequest(Request):
     key: bytes
     duplicates: bool
     OPCODE: ClassVar[int] = op.MULTIMAP_GET
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapGetWithMetadataRequest(Request):
     key: bytes
     duplicates: bool
     OPCODE: ClassVar[int] = op.MULTIMAP_GET_WITH_METADATA
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapPutRequest(Request):
     key: bytes
     value: bytes
@@ -339,14 +341,14 @@ class MultimapPutRequest(Request):
     OPCODE: ClassVar[int] = op.MULTIMAP_PUT
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapRemoveKeyRequest(Request):
     key: bytes
     duplicates: bool
     OPCODE: ClassVar[int] = op.MULTIMAP_REMOVE_KEY
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapRemoveEntryRequest(Request):
     key: bytes
     value: bytes
@@ -354,13 +356,13 @@ class MultimapRemoveEntryRequest(Request):
     OPCODE: ClassVar[int] = op.MULTIMAP_REMOVE_ENTRY
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapSizeRequest(Request):
     duplicates: bool
     OPCODE: ClassVar[int] = op.MULTIMAP_SIZE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapContainsEntryRequest(Request):
     key: bytes
     value: bytes
@@ -368,21 +370,21 @@ class MultimapContainsEntryRequest(Request):
     OPCODE: ClassVar[int] = op.MULTIMAP_CONTAINS_ENTRY
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapContainsKeyRequest(Request):
     key: bytes
     duplicates: bool
     OPCODE: ClassVar[int] = op.MULTIMAP_CONTAINS_KEY
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultimapContainsValueRequest(Request):
     value: bytes
     duplicates: bool
     OPCODE: ClassVar[int] = op.MULTIMAP_CONTAINS_VALUE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UnsupportedRequest(Request):
     """A known operation (body fully read) that gridactor does not implement."""
 
