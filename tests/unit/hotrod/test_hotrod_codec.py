@@ -448,3 +448,73 @@ def test_any_split_gives_the_same_events(frames: list[bytes], chunk: int) -> Non
 
 def test_text_plain_constant_matches_notes() -> None:
     assert bytes.fromhex("010d00") == TEXT_PLAIN
+
+
+# ---------------------------------------------------------------- the common-header fast path
+
+
+def _general_path_events(data: bytes, limits: Limits | None, chunk: int) -> list[m.Event]:
+    codec = HotRodServerCodec(limits)
+    codec._parse_common_header = lambda data, pos: None  # type: ignore[method-assign]
+    return _chunked_events(codec, data, chunk)
+
+
+def _chunked_events(codec: HotRodServerCodec, data: bytes, chunk: int) -> list[m.Event]:
+    got: list[m.Event] = []
+    try:
+        for start in range(0, len(data), chunk):
+            codec.receive_data(data[start : start + chunk])
+            while (event := codec.next_event()) is not m.NEED_DATA:
+                got.append(event)
+                if isinstance(event, m.RequestError) and event.close:
+                    return got
+    except RemoteProtocolError as exc:
+        got.append(m.RequestError(exc.message_id, 0, exc.status, str(exc), True))
+    return got
+
+
+def test_the_fast_path_takes_a_plain_get() -> None:
+    codec = HotRodServerCodec()
+    data = frame(op.GET, write_bytes(b"k"), cache="c1", key_type=b"\x00", value_type=b"\x00")
+    taken = codec._parse_common_header(data, 0)
+    assert taken is not None
+    _parser, header_fields, body_pos = taken
+    assert header_fields == (1, 41, "c1", 0, "", "")
+    assert data[body_pos:] == write_bytes(b"k")
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"mid": 200},  # two-byte message id
+        {"version": 31},  # 3.x has no header parameters
+        {"flags": 0x80},  # two-byte flags
+        {"key_type": TEXT_PLAIN, "value_type": b"\x00"},
+        {"version": 42},  # not served
+        {"cache": "x" * 200},  # two-byte name length
+    ],
+)
+def test_the_fast_path_leaves_other_headers_to_the_general_path(variant: dict[str, object]) -> None:
+    data = frame(op.GET, write_bytes(b"k"), **{"key_type": b"\x00", "value_type": b"\x00", **variant})
+    assert HotRodServerCodec()._parse_common_header(data, 0) is None
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from([op.GET, op.PUT, op.REMOVE, op.PING, op.CONTAINS_KEY, op.GET_WITH_METADATA, 0x7F]),
+    st.integers(min_value=0, max_value=300),
+    st.sampled_from([30, 31, 40, 41, 42]),
+    st.text(max_size=3),
+    st.integers(min_value=0, max_value=0x90),
+    st.sampled_from([b"\x00", TEXT_PLAIN]),
+    st.binary(max_size=40),
+    st.integers(min_value=1, max_value=9),
+)
+def test_the_fast_path_gives_what_the_general_path_gives(
+    opcode: int, mid: int, version: int, cache: str, flags: int, media: bytes, tail: bytes, chunk: int
+) -> None:
+    media_types = {"key_type": media, "value_type": media}
+    data = frame(opcode, tail, mid=mid, version=version, cache=cache, flags=flags, **media_types)
+    data += data  # a second frame right behind the first
+    expected = _general_path_events(data, SMALL, chunk)
+    assert _chunked_events(HotRodServerCodec(SMALL), data, chunk) == expected

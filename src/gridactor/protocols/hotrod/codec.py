@@ -212,6 +212,16 @@ class HotRodServerCodec:
     # ------------------------------------------------------------ frames
 
     def _parse_frame(self, data: bytes, pos: int) -> tuple[m.Event, int]:
+        fast = self._parse_common_header(data, pos)
+        if fast is not None:
+            parse_body, header, body_pos = fast
+            r = Reader(data, body_pos)
+            self._invalid = None
+            event: m.Event = parse_body(self, r, header)
+            if self._invalid is not None:
+                mid, version = header[0], header[1]
+                event = m.RequestError(mid, version, op.PARSE_ERROR, self._invalid, False, self._frame_opcode)
+            return event, r.pos
         self._frame_mid = 0
         self._frame_version = 0
         self._frame_opcode = 0
@@ -248,7 +258,7 @@ class HotRodServerCodec:
                 r.string(name_max, "header parameter name")
                 r.array(name_max, "header parameter value")
         self._invalid = None
-        event: m.Event = body(self, r, (mid, version, cache, flags, key_type, value_type))
+        event = body(self, r, (mid, version, cache, flags, key_type, value_type))
         if version not in op.SERVED_VERSIONS:
             event = m.RequestError(
                 mid,
@@ -261,6 +271,48 @@ class HotRodServerCodec:
         elif self._invalid is not None:
             event = m.RequestError(mid, version, op.PARSE_ERROR, self._invalid, False, opcode)
         return event, r.pos
+
+    def _parse_common_header(self, data: bytes, pos: int) -> tuple[BodyParser, Header, int] | None:
+        """The header as nearly every 4.x request frame has it, read by indexing, or None.
+
+        Why: the general path costs a Reader call per field, about a microsecond a
+        request. This one takes the frames whose message id, cache-name length, flags and
+        topology id are one-byte vInts, with no key/value media type and no header
+        parameters, of a served 4.x version and a known opcode; anything else (including
+        a header not fully received yet) goes the general way, which also produces every
+        error.
+        """
+        try:
+            mid = data[pos + 1]
+            version = data[pos + 2]
+            name_length = data[pos + 4]
+            q = pos + 5 + name_length
+            # flags, intelligence, topology id, key type, value type, parameter count
+            if (
+                data[pos] != 0xA0
+                or mid > 0x7F
+                or version < 40
+                or name_length > 0x7F
+                or name_length > self._name_max
+                or data[q] > 0x7F
+                or data[q + 2] > 0x7F
+                or data[q + 3]
+                or data[q + 4]
+                or data[q + 5]
+                or version not in op.SERVED_VERSIONS
+            ):
+                return None
+        except IndexError:
+            return None
+        opcode = data[pos + 3]
+        body = _BODY_PARSERS.get(opcode)
+        if body is None:
+            return None
+        self._frame_mid = mid
+        self._frame_version = version
+        self._frame_opcode = opcode
+        cache = data[pos + 5 : q].decode("utf-8", "replace") if name_length else ""
+        return body, (mid, version, cache, data[q], "", ""), q + 6
 
     # ------------------------------------------------------------ body helpers
 
