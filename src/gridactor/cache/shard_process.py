@@ -38,6 +38,7 @@ from gridactor.cache.messages import (
 )
 from gridactor.cache.store import ShardStore
 from gridactor.errors import GridError
+from gridactor.runtime.collector import settle_after_start_up
 from gridactor.runtime.framing import FrameDecoder, encode
 
 log = logging.getLogger("gridactor.cache.shard")
@@ -98,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=args.fd)
     store = ShardStore(shard_index=args.index, shard_count=args.count)
+    settle_after_start_up()
     try:
         serve(sock, store, purge_interval=args.purge_interval)
     except (BrokenPipeError, ConnectionResetError):

@@ -29,6 +29,7 @@ from gridactor.cache.pool import ShardPool
 from gridactor.config.loader import load_config
 from gridactor.config.model import EndpointConfig, ServerConfig, unsupported_features
 from gridactor.errors import ConfigError
+from gridactor.runtime.collector import settle_after_start_up
 from gridactor.security.authorization import Authorizer, policy_from_config
 from gridactor.security.realm_actor import RealmActor, RealmClient
 from gridactor.security.realms.base import Realm
@@ -285,4 +286,5 @@ async def run_until_signalled(config: ServerConfig, options: RunOptions) -> None
 
 def load_and_run(path: str, options: RunOptions) -> None:
     config = load_config(path, options.properties)
+    settle_after_start_up()
     trio.run(run_until_signalled, config, options)
