@@ -1,24 +1,28 @@
 """Cache events for client listeners (Hot Rod ADD_CLIENT_LISTENER).
 
-Writes are observed where they are decided: :class:`NotifyingCacheService` wraps the
-cache service every front-end uses, and after a batch it turns the *successful* writes of
-caches that have listeners into events (created / modified / removed) on the
-:class:`EventHub`. A cache nobody listens to pays one dict lookup per batch.
+Writes are observed where they are decided. With shard processes, the shards decide:
+the :class:`EventHub` tells the router (``on_watch``) when a cache gets its first
+subscriber or loses its last, the router asks every shard for that cache's events, and
+the shards send them -- for writes made through *any* process sharing them -- to be
+published here (see ``ShardRouter.serve_events``). With the in-process store
+(``--shards 0``), :class:`NotifyingCacheService` wraps the cache service every front-end
+uses and after a batch turns the *successful* writes of caches that have listeners into
+events (created / modified / removed). A cache nobody listens to costs nothing either way.
 
 Each subscription has a bounded queue. A listener that cannot keep up is dropped (its
 connection is told by the closed channel and logs it) rather than slowing every writer
 down or growing memory without bound.
 
-Limits, documented: ``expired`` events are not sent (shards purge lazily and silently),
-and writes made through another server process would not be seen (one listener process
-serves all clients today).
+Limits, documented: ``expired`` events are not sent (shards purge lazily and silently).
+Events are asynchronous, as Infinispan's are: an event may reach a listener before or
+after the reply to the write that caused it.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -80,13 +84,22 @@ class EventHub:
     def __init__(self, queue_size: int = 10000) -> None:
         self.queue_size = queue_size
         self._by_cache: dict[str, list[Subscription]] = {}
+        # Called with (cache, True) on a cache's first subscription and (cache, False)
+        # when its last one goes: the shard router watches exactly the listened caches.
+        self.on_watch: Callable[[str, bool], None] | None = None
 
     def listened(self, cache: str) -> bool:
         return cache in self._by_cache
 
+    def watched_caches(self) -> list[str]:
+        return sorted(self._by_cache)
+
     def subscribe(self, cache: str) -> Subscription:
         subscription = Subscription(self, cache, self.queue_size)
-        self._by_cache.setdefault(cache, []).append(subscription)
+        subscribers = self._by_cache.setdefault(cache, [])
+        subscribers.append(subscription)
+        if len(subscribers) == 1 and self.on_watch is not None:
+            self.on_watch(cache, True)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -95,6 +108,8 @@ class EventHub:
             subscribers.remove(subscription)
             if not subscribers:
                 del self._by_cache[subscription.cache]
+                if self.on_watch is not None:
+                    self.on_watch(subscription.cache, False)
         subscription.send.close()
 
     def publish(self, events: Sequence[CacheEvent]) -> None:

@@ -12,14 +12,23 @@ Hot path shapes (kept flat because msgpack allocates per nested array):
   ``0`` = ok (payload is the encoded result) and ``1`` = error (payload is
   ``(code, type, message, cache)``).
 
-Control operations (define / drop a cache) travel as request items too, so they are
-ordered with data operations on the same channel and answered like them.
+Control operations (define / drop a cache, open the shard to more parents, broadcast a
+notice) travel as request items too, so they are ordered with data operations on the same
+channel and answered like them. (:class:`Watch` is a message: it needs no answer.)
+
+A shard serves several *parents* (the main process over its inherited socket, worker
+listener processes over the shard's listen address). Besides replies, a shard sends a
+parent unsolicited messages: :class:`EventBatch` (client-listener events of the caches
+that parent watches), :class:`CacheDefined` / :class:`CacheDropped` (shard 0 only: another
+parent changed the cache definitions), :class:`Notice` (shard 0 only: another parent's
+broadcast), and after Hello to a non-main parent, :class:`CacheDefinitions` (shard 0
+only: the current definitions).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -85,6 +94,12 @@ MSG_HELLO: Final = 1
 MSG_REQUESTS: Final = 2
 MSG_REPLIES: Final = 3
 MSG_SHUTDOWN: Final = 4
+MSG_DEFINITIONS: Final = 5
+MSG_EVENTS: Final = 6
+MSG_CACHE_DEFINED: Final = 7
+MSG_CACHE_DROPPED: Final = 8
+MSG_NOTICE: Final = 9
+MSG_WATCH: Final = 10
 
 # op tags
 OP_GET: Final = 1
@@ -103,6 +118,9 @@ OP_STATS: Final = 13
 OP_SCAN: Final = 14
 OP_DEFINE_CACHE: Final = 20
 OP_DROP_CACHE: Final = 21
+# per-parent control items, handled by the shard process itself (see shard_process.py)
+OP_OPEN: Final = 23  # (rid, "", tag): main parent only: definitions are in, accept more parents
+OP_NOTICE: Final = 24  # (rid, "", tag, kind, payload): shard 0 relays it to every other parent
 # multimap buckets: (rid, cache, tag, key[, value, duplicates]); size / contains-value fan out
 OP_MM_GET: Final = 30
 OP_MM_PUT: Final = 31
@@ -126,6 +144,12 @@ OP_COUNTER_NAMES: Final = 49
 
 STATUS_OK: Final = 0
 STATUS_ERROR: Final = 1
+
+# event kinds on the wire: the Hot Rod event opcodes (gridactor.cache.events.EventKind,
+# not imported here so that the shard process never loads trio)
+EVENT_CREATED: Final = 0x60
+EVENT_MODIFIED: Final = 0x61
+EVENT_REMOVED: Final = 0x62
 
 # Decoded IPC data is untyped by nature; handlers validate by use (a bad item fails alone).
 Item = tuple[Any, ...]
@@ -191,11 +215,7 @@ class DefineCache:
     settings: CacheSettings
 
     def to_item(self, rid: int) -> Item:
-        s = self.settings
-        return (
-            rid, s.name, OP_DEFINE_CACHE, s.mode, s.lifespan_ms, s.max_idle_ms, s.max_count, s.statistics,
-            s.key_media_type, s.value_media_type,
-        )
+        return (rid, self.settings.name, OP_DEFINE_CACHE, *settings_to_wire(self.settings)[1:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +226,94 @@ class DropCache:
         return (rid, self.name, OP_DROP_CACHE)
 
 
-Message = Hello | RequestBatch | ReplyBatch | Shutdown
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """Start (``on``) or stop sending this parent the events of ``cache``.
+
+    A message of its own rather than a request item: it has no reply, and the parent
+    sends it in front of the request frame of the same flush, so it takes effect before
+    any write queued after the subscription that caused it.
+    """
+
+    cache: str
+    on: bool
+
+    def to_wire(self) -> tuple[object, ...]:
+        return (MSG_WATCH, self.cache, self.on)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenToParents:
+    """Request item from the main parent, queued after the definitions: accept other parents now."""
+
+    def to_item(self, rid: int) -> Item:
+        return (rid, "", OP_OPEN)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A small broadcast between parents (e.g. "flush the permission cache").
+
+    As a request item it goes to shard 0, which sends it as a message to every *other*
+    connected parent. ``kind`` says what it is; ``payload`` is for the kind to define.
+    """
+
+    kind: str
+    payload: bytes = b""
+
+    def to_item(self, rid: int) -> Item:
+        return (rid, "", OP_NOTICE, self.kind, self.payload)
+
+    def to_wire(self) -> tuple[object, ...]:
+        return (MSG_NOTICE, self.kind, self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheDefinitions:
+    """Every cache shard 0 has, sent after Hello to a parent that is not the main one."""
+
+    caches: tuple[CacheSettings, ...]
+
+    def to_wire(self) -> tuple[object, ...]:
+        return (MSG_DEFINITIONS, tuple(settings_to_wire(s) for s in self.caches))
+
+
+@dataclass(frozen=True, slots=True)
+class CacheDefined:
+    """Shard 0 applied another parent's DefineCache."""
+
+    settings: CacheSettings
+
+    def to_wire(self) -> tuple[object, ...]:
+        return (MSG_CACHE_DEFINED, settings_to_wire(self.settings))
+
+
+@dataclass(frozen=True, slots=True)
+class CacheDropped:
+    """Shard 0 applied another parent's DropCache."""
+
+    name: str
+
+    def to_wire(self) -> tuple[object, ...]:
+        return (MSG_CACHE_DROPPED, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """Client-listener events as a flat ``cache, kind, key, version`` sequence."""
+
+    flat: Sequence[object]
+
+    def to_wire(self) -> tuple[object, ...]:
+        return (MSG_EVENTS, self.flat)
+
+
+Message = (
+    Hello | RequestBatch | ReplyBatch | Shutdown | CacheDefinitions | CacheDefined | CacheDropped
+    | EventBatch | Notice | Watch
+)
+# What a parent may receive besides replies (handed to the router's control handler).
+ControlMessage = CacheDefinitions | CacheDefined | CacheDropped | EventBatch | Notice
 
 
 def parse_message(obj: object) -> Message:
@@ -232,18 +339,60 @@ def parse_message(obj: object) -> Message:
             return Hello(index, count, pid, epoch)
         if tag == MSG_SHUTDOWN:
             return Shutdown()
-    except (ValueError, IndexError) as e:
+        if tag == MSG_EVENTS:
+            flat = obj[1]
+            if not isinstance(flat, tuple) or len(flat) % 4:
+                raise ProtocolViolation("event batch is not cache/kind/key/version quadruples")
+            return EventBatch(flat)
+        if tag == MSG_NOTICE:
+            _, kind, payload = obj
+            if not isinstance(kind, str) or not isinstance(payload, bytes):
+                raise ProtocolViolation("notice fields must be a string and bytes")
+            return Notice(kind, payload)
+        if tag == MSG_WATCH:
+            _, cache, on = obj
+            if not isinstance(cache, str) or not isinstance(on, bool):
+                raise ProtocolViolation("watch fields must be a string and a boolean")
+            return Watch(cache, on)
+        if tag == MSG_CACHE_DEFINED:
+            _, settings = obj
+            return CacheDefined(settings_from_wire(settings))
+        if tag == MSG_CACHE_DROPPED:
+            _, name = obj
+            if not isinstance(name, str):
+                raise ProtocolViolation("dropped cache name must be a string")
+            return CacheDropped(name)
+        if tag == MSG_DEFINITIONS:
+            _, caches = obj
+            if not isinstance(caches, tuple):
+                raise ProtocolViolation("cache definitions must be an array")
+            return CacheDefinitions(tuple(settings_from_wire(s) for s in caches))
+    except (ValueError, IndexError, TypeError) as e:
         raise ProtocolViolation(f"malformed message with tag {tag!r}: {e}") from None
     raise ProtocolViolation(f"unknown message tag {tag!r}")
 
 
-def settings_from_item(item: Item) -> CacheSettings:
-    _, name, _, mode, lifespan, max_idle, max_count, statistics, kmt, vmt = item
+def settings_to_wire(s: CacheSettings) -> tuple[object, ...]:
+    return (
+        s.name, s.mode, s.lifespan_ms, s.max_idle_ms, s.max_count, s.statistics, s.key_media_type,
+        s.value_media_type,
+    )
+
+
+def settings_from_wire(t: Any) -> CacheSettings:
+    """Raises ValueError/TypeError on a malformed tuple (parse_message makes it a ProtocolViolation)."""
+    name, mode, lifespan, max_idle, max_count, statistics, kmt, vmt = t
+    if not isinstance(name, str) or not isinstance(mode, str):
+        raise ValueError("cache name and mode must be strings")
     return CacheSettings(
-        name=str(name), mode=str(mode), lifespan_ms=int(lifespan), max_idle_ms=int(max_idle),
+        name=name, mode=mode, lifespan_ms=int(lifespan), max_idle_ms=int(max_idle),
         max_count=int(max_count),
         statistics=bool(statistics), key_media_type=str(kmt), value_media_type=str(vmt),
     )
+
+
+def settings_from_item(item: Item) -> CacheSettings:
+    return settings_from_wire((item[1], *item[3:]))
 
 
 # ---------------------------------------------------------------- parent side: ops out, results in
@@ -396,6 +545,7 @@ RESULT_DECODERS: Final[dict[int, Callable[[Any], CacheResult]]] = {
     OP_REPLACE: _dec_write, OP_REPLACE_IF: _dec_write, OP_REMOVE: _dec_write, OP_REMOVE_IF: _dec_write,
     OP_PUT_ALL: _dec_plain, OP_GET_ALL: _dec_get_all, OP_CLEAR: _dec_plain, OP_SIZE: _dec_plain,
     OP_STATS: _dec_stats, OP_SCAN: _dec_scan, OP_DEFINE_CACHE: _dec_plain, OP_DROP_CACHE: _dec_plain,
+    OP_OPEN: _dec_plain, OP_NOTICE: _dec_plain,
 }
 
 
@@ -593,7 +743,9 @@ def _r_counter_names(s: ShardStore, c: str, it: Item, now: int) -> object:
     return s.counter_names()
 
 
-SHARD_HANDLERS: Final[dict[int, Callable[[ShardStore, str, Item, int], object]]] = {
+Handler = Callable[[ShardStore, str, Item, int], object]
+
+SHARD_HANDLERS: Final[dict[int, Handler]] = {
     OP_MM_GET: _r_mm_get, OP_MM_PUT: _r_mm_put, OP_MM_REMOVE_KEY: _r_mm_remove_key,
     OP_MM_REMOVE_ENTRY: _r_mm_remove_entry, OP_MM_CONTAINS_KEY: _r_mm_contains_key,
     OP_MM_CONTAINS_ENTRY: _r_mm_contains_entry, OP_MM_CONTAINS_VALUE: _r_mm_contains_value,
@@ -609,17 +761,90 @@ SHARD_HANDLERS: Final[dict[int, Callable[[ShardStore, str, Item, int], object]]]
 }
 
 
-def execute_items(store: ShardStore, items: Sequence[Item], now: int, out: list[object]) -> None:
+def execute_items(
+    store: ShardStore,
+    items: Sequence[Item],
+    now: int,
+    out: list[object],
+    handlers: Mapping[int, Handler] = SHARD_HANDLERS,
+) -> None:
     """Run every request item in order, appending ``rid, status, payload`` to ``out``.
 
-    One failing item never stops the others: its error becomes its reply.
+    One failing item never stops the others: its error becomes its reply. ``handlers``:
+    the shard process passes SHARD_HANDLERS plus its per-parent control handlers.
     """
-    handlers = SHARD_HANDLERS
     for it in items:
         rid: object = None
         try:
             rid = it[0]
             out += (rid, STATUS_OK, handlers[it[2]](store, it[1], it, now))
+        except GridError as e:
+            out += (rid, STATUS_ERROR, error_to_wire(e))
+        except Exception as e:  # a malformed item or a bug: answer it, keep serving the rest
+            log.exception("shard %d: request item %r failed", store.shard_index, it[:3])
+            out += (rid, STATUS_ERROR, error_to_wire(e))
+
+
+# ---------------------------------------------------------------- shard side: client-listener events
+
+_WRITE_TAGS: Final = frozenset({OP_PUT, OP_PUT_IF_ABSENT, OP_REPLACE, OP_REPLACE_IF})
+_REMOVE_TAGS: Final = frozenset({OP_REMOVE, OP_REMOVE_IF})
+EVENT_TAGS: Final = _WRITE_TAGS | _REMOVE_TAGS | {OP_PUT_ALL}
+
+
+def _put_all_with_events(store: ShardStore, cache: str, it: Item, now: int, events: list[object]) -> object:
+    """PutAll of a watched cache, key by key, so each event says created or modified, with its version.
+
+    Same effect on the store as ``put_all`` (which is a lookup and a write per key too).
+    """
+    _, _, _, entries, lifespan, max_idle, media_type = it
+    put = store.put
+    for key, value in entries:
+        outcome = put(cache, key, value, lifespan, max_idle, media_type, now)
+        events += (
+            cache, EVENT_CREATED if outcome[1] is None else EVENT_MODIFIED, key,
+            outcome[2] if len(outcome) > 2 else 0,
+        )
+    return None
+
+
+def execute_items_with_events(
+    store: ShardStore,
+    items: Sequence[Item],
+    now: int,
+    out: list[object],
+    handlers: Mapping[int, Handler],
+    watched: Container[str],
+    events: list[object],
+) -> None:
+    """:func:`execute_items`, plus the events of successful writes to ``watched`` caches.
+
+    Appends ``cache, kind, key, version`` to ``events`` (versions are 0 for removals).
+    The shard calls this only while some parent watches a cache, so a shard nobody
+    watches pays nothing; here the price is one set lookup per write.
+    """
+    event_tags = EVENT_TAGS
+    for it in items:
+        rid: object = None
+        try:
+            rid = it[0]
+            tag = it[2]
+            cache = it[1]
+            if tag in event_tags and cache in watched:
+                if tag == OP_PUT_ALL:
+                    payload = _put_all_with_events(store, cache, it, now, events)
+                else:
+                    payload = handlers[tag](store, cache, it, now)
+                    outcome: Any = payload
+                    if outcome[0]:  # done: (True, previous, version) / (True, previous)
+                        if tag in _REMOVE_TAGS:
+                            events += (cache, EVENT_REMOVED, it[3], 0)
+                        else:
+                            kind = EVENT_CREATED if outcome[1] is None else EVENT_MODIFIED
+                            events += (cache, kind, it[3], outcome[2] if len(outcome) > 2 else 0)
+            else:
+                payload = handlers[tag](store, cache, it, now)
+            out += (rid, STATUS_OK, payload)
         except GridError as e:
             out += (rid, STATUS_ERROR, error_to_wire(e))
         except Exception as e:  # a malformed item or a bug: answer it, keep serving the rest

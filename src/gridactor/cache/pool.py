@@ -19,12 +19,19 @@ task keeps it alive:
 Cancelling ``run`` stops all shards concurrently: in-flight requests fail with
 ``ServerStoppingError``, each shard gets a Shutdown message and ``grace`` seconds, then
 SIGTERM, then SIGKILL (only this bounded cleanup is shielded).
+
+Sharing the shards with other processes: ``pool.addresses[i]`` is the listen address of
+shard ``i`` (a Linux abstract Unix socket name, without its leading NUL byte, unique to
+this pool, kept across restarts of the shard). Worker listener processes connect to them
+with :class:`gridactor.cache.shared.SharedShardClient`. A shard accepts them only once
+the pool has defined every cache on it, and only from processes of the same user.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -32,7 +39,7 @@ import trio
 
 from gridactor.cache.api import CacheSettings
 from gridactor.cache.messages import Hello, Shutdown, parse_message
-from gridactor.cache.router import DEFAULT_MAX_PENDING, ShardLink, ShardLostError, ShardRouter
+from gridactor.cache.router import DEFAULT_MAX_PENDING, ShardLink, ShardLostError, ShardRouter, until_lost
 from gridactor.errors import GridError, ServerStoppingError, ShardUnavailableError
 from gridactor.runtime.framing import FrameDecoder, encode
 from gridactor.runtime.process import spawn_with_socket, stop_process
@@ -59,6 +66,7 @@ class ShardPool:
         startup_timeout: float = 15.0,
         grace: float = 2.0,
         max_pending: int = DEFAULT_MAX_PENDING,
+        listen: bool = True,
     ) -> None:
         self.shard_count = default_shard_count() if shard_count is None else shard_count
         if self.shard_count < 1:
@@ -71,6 +79,12 @@ class ShardPool:
         self.restarts = [0] * self.shard_count
         self._ready = [trio.Event() for _ in range(self.shard_count)]
         self._started = [False] * self.shard_count
+        # Unique per pool (a stale name from an earlier run never matches). Not a secret:
+        # it is on the shards' command lines; both ends check the peer's user id instead.
+        token = secrets.token_hex(8)
+        self.addresses: list[str] = (
+            [f"gridactor-{os.getpid()}-{token}-shard-{i}" for i in range(self.shard_count)] if listen else []
+        )
 
     def statistics(self) -> dict[str, object]:
         return {"pids": list(self.pids), "restarts": list(self.restarts), **self.router.statistics()}
@@ -108,10 +122,11 @@ class ShardPool:
         backoff = 0.05
         while True:
             born = trio.current_time()
+            listen = ["--listen", self.addresses[index]] if self.addresses else []
             proc, sock = await spawn_with_socket(
                 SHARD_MODULE,
                 ["--index", str(index), "--count", str(self.shard_count), "--purge-interval",
-                 str(self.purge_interval)],
+                 str(self.purge_interval), *listen],
             )
             self.pids[index] = proc.pid
             attached: list[ShardLink] = []  # filled as soon as the link exists, for the finally
@@ -163,23 +178,33 @@ class ShardPool:
             raise ShardLostError(f"shard {index} introduced itself as {hello}")
         link, ready = self.router.attach(index, sock, proc.pid)
         attached.append(link)
+        setup_error: ShardLostError | None = None
         async with trio.open_nursery() as nursery:
             # Each task reports why the link ended and cancels its siblings, so the cause
-            # arrives here as one plain exception rather than an exception group.
+            # arrives here as one plain exception rather than an exception group. (For the
+            # same reason nothing is raised in this body: it would come out wrapped.)
             for fn in (link.run_reader, link.run_writer, _wait_exit(proc, index)):
-                nursery.start_soon(_until_lost, fn, link, nursery.cancel_scope)
-            with trio.fail_after(self.startup_timeout):
-                assert ready.event is not None
+                nursery.start_soon(until_lost, fn, link, nursery.cancel_scope)
+            assert ready.event is not None
+            with trio.move_on_after(self.startup_timeout):
                 await ready.event.wait()
+            # a cache definition, or opening its listen address (OpenToParents), failed
             failed = [r for r in ready.results if isinstance(r, GridError)]
             if failed:
-                raise ShardLostError(f"shard {index} rejected cache definitions: {failed[0]}")
-            self._ready[index].set()
-            if not self._started[index]:
-                self._started[index] = True
-                task_status.started()
+                setup_error = ShardLostError(f"shard {index} failed to set up: {failed[0]}")
+            elif not ready.event.is_set():
+                setup_error = ShardLostError(f"shard {index} did not set up within {self.startup_timeout} s")
+            if setup_error is not None:
+                nursery.cancel_scope.cancel()
             else:
-                log.warning("shard %d restarted as pid %d; its segments start empty", index, proc.pid)
+                self._ready[index].set()
+                if not self._started[index]:
+                    self._started[index] = True
+                    task_status.started()
+                else:
+                    log.warning("shard %d restarted as pid %d; its segments start empty", index, proc.pid)
+        if setup_error is not None and link.lost is None:
+            raise setup_error
 
     async def _stop(
         self, proc: trio.Process, sock: socket.socket, link: ShardLink | None, index: int
@@ -202,15 +227,6 @@ def _wait_exit(proc: trio.Process, index: int) -> Callable[[], Awaitable[None]]:
         raise ShardLostError(f"shard {index} (pid {proc.pid}) exited with status {rc}")
 
     return wait
-
-
-async def _until_lost(fn: Callable[[], Awaitable[None]], link: ShardLink, scope: trio.CancelScope) -> None:
-    try:
-        await fn()
-    except (ShardLostError, OSError) as e:
-        if link.lost is None:
-            link.lost = e
-    scope.cancel()
 
 
 async def _receive_hello(sock: socket.socket) -> Hello:

@@ -25,14 +25,28 @@ the supervisor attaches a new link, requests for that shard fail immediately the
 
 Backpressure: a link accepts at most ``max_pending`` requests in flight; callers beyond
 that wait (before sending anything) until replies drain it.
+
+Several processes may share the shards (worker listener processes, see
+:mod:`gridactor.cache.shared`): each has its own router. The *primary* router (the
+pool's, in the main process) defines every cache on a (re)started shard and then opens
+the shard to the others. Cache definitions stay the same everywhere because shard 0 is
+the authority: ``create_cache`` / ``remove_cache`` are applied on shard 0 first (which
+settles races between processes), then on the other shards, and shard 0 tells every
+other router (CacheDefined / CacheDropped), which updates its local view; the primary
+also passes them on to its other shards, so a shard it restarted meanwhile has them too.
+A non-primary router takes shard 0's definitions whenever it (re)connects to it.
+
+Client-listener events are decided in the shards: the router tells every shard which
+caches this process watches (:meth:`ShardRouter.watch`, driven by the EventHub) and
+hands the EventBatch messages it gets to ``on_events``. Nobody watching: no event traffic.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
@@ -65,6 +79,7 @@ from gridactor.cache.api import (
     SegmentEntries,
     segment_of,
 )
+from gridactor.cache.events import CacheEvent, EventKind
 from gridactor.cache.messages import (
     MSG_REQUESTS,
     OP_COUNTER_NAMES,
@@ -73,6 +88,8 @@ from gridactor.cache.messages import (
     OP_GET_ALL,
     OP_MM_CONTAINS_VALUE,
     OP_MM_SIZE,
+    OP_NOTICE,
+    OP_OPEN,
     OP_PUT_ALL,
     OP_SCAN,
     OP_SIZE,
@@ -80,12 +97,20 @@ from gridactor.cache.messages import (
     OP_TAGS,
     RESULT_DECODERS,
     STATUS_OK,
+    CacheDefined,
+    CacheDefinitions,
+    CacheDropped,
+    ControlMessage,
     DefineCache,
     DropCache,
+    EventBatch,
     Item,
+    Notice,
+    OpenToParents,
     ProtocolViolation,
     RemoteShardError,
     ReplyBatch,
+    Watch,
     encode_op,
     error_from_wire,
     parse_message,
@@ -98,6 +123,9 @@ from gridactor.errors import (
     ShardUnavailableError,
 )
 from gridactor.runtime.framing import FrameDecoder, encode
+
+if TYPE_CHECKING:
+    from gridactor.cache.events import EventHub
 
 log = logging.getLogger("gridactor.cache.router")
 
@@ -139,12 +167,29 @@ class _Call:
 
 
 _Pending = tuple[_Call, int, int, bool]  # call, op index, op tag, is-a-part
+ControlItem = DefineCache | DropCache | OpenToParents | Notice
+_CONTROL_MESSAGES: Final = (EventBatch, CacheDefined, CacheDropped, Notice, CacheDefinitions)
+
+
+def _unawaited_call() -> _Call:
+    """A call nobody waits for (control items whose outcome only matters to the shard)."""
+    call = _Call(1)
+    call.parts = {0: (0, [])}
+    return call
 
 
 class ShardLink:
     """The parent's end of one shard process's socket, with its outbox and in-flight table."""
 
-    def __init__(self, index: int, sock: socket.socket, pid: int, max_pending: int) -> None:
+    def __init__(
+        self,
+        index: int,
+        sock: socket.socket,
+        pid: int,
+        max_pending: int,
+        decoder: FrameDecoder | None = None,
+        on_control: Callable[[ShardLink, ControlMessage], None] | None = None,
+    ) -> None:
         self.index = index
         self.sock = sock
         self.pid = pid
@@ -152,7 +197,9 @@ class ShardLink:
         self.alive = True
         self.pending: dict[int, _Pending] = {}
         self.outbox: list[Item] = []
-        self.decoder = FrameDecoder()
+        self.messages: list[tuple[object, ...]] = []  # sent ahead of the next request frame
+        self.decoder = decoder or FrameDecoder()
+        self.on_control = on_control
         self._next_rid = 0
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._space_lot = trio.lowlevel.ParkingLot()
@@ -168,9 +215,7 @@ class ShardLink:
         call.remaining += 1
         self.outbox.append(encode_op(rid, cache, op))
 
-    def enqueue_item(
-        self, call: _Call, index: int, tag: int, fan: bool, make: DefineCache | DropCache
-    ) -> None:
+    def enqueue_item(self, call: _Call, index: int, tag: int, fan: bool, make: ControlItem) -> None:
         rid = self._next_rid
         self._next_rid = rid + 1
         self.pending[rid] = (call, index, tag, fan)
@@ -190,6 +235,7 @@ class ShardLink:
         self.alive = False
         pending, self.pending = self.pending, {}
         self.outbox = []
+        self.messages = []
         for call, index, _tag, fan in pending.values():
             call.resolve(index, fan, error)
         self._space_lot.unpark_all()
@@ -222,12 +268,18 @@ class ShardLink:
     async def run_writer(self) -> None:
         """Flush the outbox, all of it in one frame, whenever it is non-empty. Never returns."""
         while True:
-            if not self.outbox:
+            if not self.outbox and not self.messages:
                 await self._writer_lot.park()
                 continue
-            items, self.outbox = self.outbox, []
-            data = encode((MSG_REQUESTS, items))
-            self.frames_sent += 1
+            if self.outbox:
+                items, self.outbox = self.outbox, []
+                data = encode((MSG_REQUESTS, items))
+                self.frames_sent += 1
+            else:
+                data = b""
+            if self.messages:  # ahead of the requests: a watch applies to writes queued after it
+                data = b"".join(encode(m) for m in self.messages) + data
+                self.messages = []
             try:
                 await self.send_all(data)
             except OSError as e:
@@ -245,16 +297,23 @@ class ShardLink:
                 raise ShardLostError(f"shard {self.index} (pid {self.pid}) closed its IPC channel")
             decoder.receive_data(data)
             try:
-                for obj in decoder.next_frames():
-                    msg = parse_message(obj)
-                    if not isinstance(msg, ReplyBatch):
-                        raise ProtocolViolation(f"unexpected {type(msg).__name__} from shard")
-                    self.frames_received += 1
-                    self._resolve(msg.flat)
+                self.handle_frames(decoder.next_frames())
             except GridError as e:  # FrameError / ProtocolViolation: the stream is unusable
                 raise ShardLostError(f"shard {self.index}: {e.message}") from e
             if self._space_lot and len(self.pending) < self.max_pending:
                 self._space_lot.unpark_all()
+
+    def handle_frames(self, frames: Iterable[object]) -> None:
+        """Replies resolve their calls; events and notices go to ``on_control``."""
+        for obj in frames:
+            msg = parse_message(obj)
+            if isinstance(msg, ReplyBatch):
+                self.frames_received += 1
+                self._resolve(msg.flat)
+            elif self.on_control is not None and isinstance(msg, _CONTROL_MESSAGES):
+                self.on_control(self, msg)
+            else:
+                raise ProtocolViolation(f"unexpected {type(msg).__name__} from shard")
 
     def _resolve(self, flat: Sequence[Any]) -> None:
         pop = self.pending.pop
@@ -274,6 +333,20 @@ class ShardLink:
             except Exception as e:  # a malformed payload fails its own op only
                 value = RemoteShardError("ProtocolViolation", f"undecodable reply: {e!r}")
             call.resolve(index, fan, value)
+
+
+async def until_lost(fn: Callable[[], Awaitable[None]], link: ShardLink, scope: trio.CancelScope) -> None:
+    """Run one of a link's tasks; when it ends, record why in ``link.lost`` and cancel ``scope``.
+
+    Each task of a link (reader, writer, process watcher) runs under this, so the cause
+    reaches the supervisor as one plain exception rather than an exception group.
+    """
+    try:
+        await fn()
+    except (ShardLostError, OSError) as e:
+        if link.lost is None:
+            link.lost = e
+    scope.cancel()
 
 
 def _merge(tag: int, parts: list[CacheResult | GridError]) -> CacheResult | GridError:
@@ -320,8 +393,31 @@ def _sum_stats(stats: list[CacheStatistics]) -> CacheStatistics:
     )
 
 
+def events_from_wire(flat: Sequence[Any]) -> list[CacheEvent]:
+    """The CacheEvents of an EventBatch. Raises ProtocolViolation on a malformed one."""
+    try:
+        events = [
+            CacheEvent(flat[j], EventKind(flat[j + 1]), flat[j + 2], flat[j + 3])
+            for j in range(0, len(flat), 4)
+        ]
+    except ValueError as e:
+        raise ProtocolViolation(f"malformed event: {e}") from None
+    for ev in events:
+        if not (isinstance(ev.cache, str) and isinstance(ev.key, bytes) and isinstance(ev.version, int)):
+            raise ProtocolViolation("malformed event: wrong field types")
+    return events
+
+
 class ShardRouter:
-    """``CacheService`` over shard processes. Created and fed links by ``ShardPool``."""
+    """``CacheService`` over shard processes. Fed links by ``ShardPool`` (the *primary*
+    router, in the main process) or by ``SharedShardClient`` (worker processes).
+
+    Callbacks (set them before serving, or use :meth:`serve_events`):
+
+    * ``on_events(events)``: client-listener events from the shards, for the caches this
+      process watches (:meth:`watch`);
+    * ``on_notice(notice)``: a :class:`Notice` another process sent with :meth:`broadcast_notice`.
+    """
 
     def __init__(
         self,
@@ -330,6 +426,7 @@ class ShardRouter:
         shard_count: int,
         *,
         max_pending: int = DEFAULT_MAX_PENDING,
+        primary: bool = True,
     ) -> None:
         if shard_count < 1:
             raise ValueError("a router needs at least one shard")
@@ -347,6 +444,11 @@ class ShardRouter:
         ]
         # Precomputed so the hot path is one crc32 and one list index.
         self._shard_of_segment = [s % shard_count for s in range(SEGMENTS)]
+        self.primary = primary
+        self._watched: set[str] = set()
+        self.on_events: Callable[[list[CacheEvent]], None] | None = None
+        self.on_notice: Callable[[Notice], None] | None = None
+        self.events_received = 0
 
     # ------------------------------------------------------------ CacheService: metadata
 
@@ -367,22 +469,49 @@ class ShardRouter:
 
     # ------------------------------------------------------------ links (called by the pool)
 
-    def attach(self, index: int, sock: socket.socket, pid: int) -> tuple[ShardLink, _Call]:
-        """Make a fresh link live and queue the definition of every current cache on it.
+    def attach(
+        self,
+        index: int,
+        sock: socket.socket,
+        pid: int,
+        *,
+        decoder: FrameDecoder | None = None,
+        early_frames: Sequence[object] = (),
+        definitions: CacheDefinitions | None = None,
+    ) -> tuple[ShardLink, _Call]:
+        """Make a fresh link live and queue what the shard must know on it.
 
-        Returns the link and the call that completes when those definitions are applied.
+        The primary router queues the definition of every current cache, then
+        OpenToParents; every router re-sends its watches. A non-primary router takes
+        ``definitions`` (shard 0's, from the handshake) as its view of the caches.
+        ``decoder`` and ``early_frames``: what the handshake read past its own messages.
+
+        Returns the link and the call that completes when those items are applied.
         Attaching and queueing happen without a checkpoint, so a concurrent create_cache
         either is in the snapshot or broadcasts to this link -- never neither.
         """
-        link = ShardLink(index, sock, pid, self.max_pending)
+        link = ShardLink(index, sock, pid, self.max_pending, decoder, self._on_control)
         self._links[index] = link
-        call = _Call(len(self._caches))
+        if definitions is not None and not self.primary:
+            self._caches = {s.name: s for s in definitions.caches}
+        if self.primary:
+            call = _Call(len(self._caches) + 1)
+            for i, settings in enumerate(self._caches.values()):
+                link.enqueue_item(call, i, OP_DEFINE_CACHE, False, DefineCache(settings))
+            link.enqueue_item(call, len(self._caches), OP_OPEN, False, OpenToParents())
+        else:
+            call = _Call(0)
         call.event = trio.Event()
-        for i, settings in enumerate(self._caches.values()):
-            link.enqueue_item(call, i, OP_DEFINE_CACHE, False, DefineCache(settings))
+        for cache in sorted(self._watched):
+            link.messages.append(Watch(cache, True).to_wire())
         if call.remaining == 0:
             call.event.set()
         link.wake_writer()
+        try:
+            link.handle_frames(early_frames)
+        except GridError as e:
+            self.detach(link, ShardUnavailableError(f"shard {index}: {e.message}"))
+            raise ShardLostError(f"shard {index}: {e.message}") from e
         return link, call
 
     def detach(self, link: ShardLink, error: GridError) -> None:
@@ -395,8 +524,88 @@ class ShardRouter:
     def links(self) -> list[ShardLink | None]:
         return list(self._links)
 
+    # ------------------------------------------------------------ events, notices, other processes' changes
+
+    def watch(self, cache: str, on: bool) -> None:
+        """Ask every shard for the events of ``cache`` (or to stop). Idempotent, synchronous.
+
+        A shard restarted or reconnected later gets the current watches when attached.
+        """
+        if on == (cache in self._watched):
+            return
+        if on:
+            self._watched.add(cache)
+        else:
+            self._watched.discard(cache)
+        message = Watch(cache, on).to_wire()
+        for link in self._links:
+            if link is not None and link.alive:
+                link.messages.append(message)
+                link.wake_writer()
+
+    def watched(self) -> list[str]:
+        return sorted(self._watched)
+
+    def serve_events(self, hub: EventHub) -> None:
+        """Feed ``hub`` from the shards' events and watch what its subscribers listen to."""
+        self.on_events = hub.publish
+        hub.on_watch = self.watch
+        for cache in hub.watched_caches():
+            self.watch(cache, True)
+
+    async def broadcast_notice(self, kind: str, payload: bytes = b"") -> None:
+        """Send a :class:`Notice` to every *other* process sharing the shards (through shard 0).
+
+        Returns once shard 0 has passed it on. Raises ShardUnavailableError when shard 0
+        is down (then nobody got it).
+        """
+        result = await self._ask_first(OP_NOTICE, Notice(kind, payload))
+        if isinstance(result, GridError):
+            raise result
+
+    def _on_control(self, link: ShardLink, msg: ControlMessage) -> None:
+        """An unsolicited message from a shard (called by the link's reader)."""
+        if isinstance(msg, EventBatch):
+            events = events_from_wire(msg.flat)  # ProtocolViolation: the link is unusable
+            self.events_received += len(events)
+            if self.on_events is not None:
+                try:
+                    self.on_events(events)
+                except Exception:
+                    log.exception("delivering %d cache events failed", len(events))
+        elif isinstance(msg, CacheDefined):
+            self._caches[msg.settings.name] = msg.settings
+            self._pass_on(link, OP_DEFINE_CACHE, DefineCache(msg.settings))
+        elif isinstance(msg, CacheDropped):
+            self._caches.pop(msg.name, None)
+            self._pass_on(link, OP_DROP_CACHE, DropCache(msg.name))
+        elif isinstance(msg, Notice):
+            if self.on_notice is not None:
+                try:
+                    self.on_notice(msg)
+                except Exception:
+                    log.exception("handling notice %r failed", msg.kind)
+        elif isinstance(msg, CacheDefinitions) and not self.primary and link.index == 0:
+            self._caches = {s.name: s for s in msg.caches}
+
+    def _pass_on(self, origin: ShardLink, tag: int, item: DefineCache | DropCache) -> None:
+        """Primary only: another process changed a definition; make sure every shard has it.
+
+        Its process does the same (an already applied change just fails on the shard);
+        this covers a shard the pool restarted while that change was on its way.
+        """
+        if not self.primary:
+            return
+        for link in self._links:
+            if link is not None and link is not origin and link.alive:
+                link.enqueue_item(_unawaited_call(), 0, tag, True, item)
+                link.wake_writer()
+
     def statistics(self) -> dict[str, object]:
         return {
+            "primary": self.primary,
+            "watched": sorted(self._watched),
+            "events_received": self.events_received,
             "shards": self.shard_count,
             "alive": [lk is not None and lk.alive for lk in self._links],
             "pending": [len(lk.pending) if lk else 0 for lk in self._links],
@@ -502,26 +711,56 @@ class ShardRouter:
     async def create_cache(self, settings: CacheSettings) -> None:
         if settings.name in self._caches:
             raise CacheExistsError(settings.name)
+        first = self._links[0]
+        result = await self._ask_first(OP_DEFINE_CACHE, DefineCache(settings))
+        if isinstance(result, GridError) and not (self.primary and isinstance(result, ShardUnavailableError)):
+            raise result  # shard 0 decides (another process may have created it just now)
         self._caches[settings.name] = settings
-        await self._broadcast(OP_DEFINE_CACHE, DefineCache(settings))
+        await self._broadcast(OP_DEFINE_CACHE, DefineCache(settings), first)
 
     async def remove_cache(self, name: str) -> None:
         if name not in self._caches:
             raise CacheNotFoundError(name)
-        del self._caches[name]
-        await self._broadcast(OP_DROP_CACHE, DropCache(name))
+        first = self._links[0]
+        result = await self._ask_first(OP_DROP_CACHE, DropCache(name))
+        if isinstance(result, CacheNotFoundError):
+            self._caches.pop(name, None)  # another process removed it; its notice is on the way
+            raise result
+        if isinstance(result, GridError) and not (self.primary and isinstance(result, ShardUnavailableError)):
+            raise result
+        self._caches.pop(name, None)
+        await self._broadcast(OP_DROP_CACHE, DropCache(name), first)
 
-    async def _broadcast(self, tag: int, msg: DefineCache | DropCache) -> None:
+    async def _ask_first(self, tag: int, item: ControlItem) -> CacheResult | GridError:
+        """Send one control item to shard 0 and wait for its answer.
+
+        When shard 0 is down: its ShardUnavailableError. The primary router may go on
+        without it (the pool defines every cache of its view on the replacement); other
+        routers may not (shard 0 is where the other processes learn about changes).
+        """
+        link = self._links[0]
+        if link is None or not link.alive:
+            return self._down[0]
+        call = _Call(1)
+        link.enqueue_item(call, 0, tag, False, item)
+        link.wake_writer()
+        await self._finish(call)
+        return call.results[0]
+
+    async def _broadcast(self, tag: int, msg: DefineCache | DropCache, skip: ShardLink | None) -> None:
         # A shard that is down misses the message on purpose: its replacement is defined
-        # from the router's table when it attaches.
+        # from the primary router's table when it attaches.
         call = _Call(1)
         call.parts = {0: (tag, [])}
         for link in self._links:
-            if link is not None and link.alive:
+            if link is not None and link is not skip and link.alive:
                 link.enqueue_item(call, 0, tag, True, msg)
                 link.wake_writer()
         await self._finish(call)
         assert call.parts is not None
         for r in call.parts[0][1]:
-            if isinstance(r, GridError) and not isinstance(r, ShardUnavailableError | CacheExistsError):
+            # Exists / not found: the primary router passed another process's change on first.
+            if isinstance(r, GridError) and not isinstance(
+                r, ShardUnavailableError | CacheExistsError | CacheNotFoundError
+            ):
                 log.error("%s of cache %r failed on a shard: %s", type(msg).__name__, msg, r)
