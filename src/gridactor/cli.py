@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--shards", type=int, help="cache shard processes (default: one per core, at least 2; 0 = in-process)"
     )
+    run.add_argument(
+        "--listeners",
+        type=int,
+        default=1,
+        help="processes serving the endpoints' port together (SO_REUSEPORT; default 1)",
+    )
     run.add_argument("--grace", type=float, default=5.0, help="seconds open connections get at shutdown")
     run.add_argument("--log-level", default=os.environ.get("GRIDACTOR_LOG_LEVEL", "info"))
 
@@ -82,6 +88,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.shards is not None and args.shards < 0:
         print("gridactor: --shards must be 0 or more", file=sys.stderr)
         return 2
+    if args.listeners < 1:
+        print("gridactor: --listeners must be 1 or more", file=sys.stderr)
+        return 2
+    if args.listeners > 1 and args.shards == 0:
+        print("gridactor: --listeners above 1 needs shard processes (not --shards 0)", file=sys.stderr)
+        return 2
     options = RunOptions(
         bind_address=args.bind_address,
         port=args.port,
@@ -89,6 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         shards=args.shards,
         grace_s=args.grace,
         properties=_properties(args.properties),
+        listeners=args.listeners,
     )
     try:
         load_and_run(_resolve_config(args.config), options)

@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import trio
@@ -25,7 +25,10 @@ import trio
 from gridactor.cache.api import CacheService
 from gridactor.cache.events import EventHub, NotifyingCacheService
 from gridactor.cache.local import InProcessCacheService
+from gridactor.cache.messages import Notice
 from gridactor.cache.pool import ShardPool
+from gridactor.cache.router import ShardRouter
+from gridactor.cache.shared import SharedShardClient
 from gridactor.config.loader import load_config
 from gridactor.config.model import EndpointConfig, ServerConfig, unsupported_features
 from gridactor.errors import ConfigError
@@ -34,9 +37,10 @@ from gridactor.security.authorization import Authorizer, policy_from_config
 from gridactor.security.realm_actor import RealmActor, RealmClient
 from gridactor.security.realms.base import Realm
 from gridactor.security.setup import build_realm, endpoint_security, realm_is_empty
-from gridactor.server.context import SERVER_VERSION, EndpointContext, Limits
+from gridactor.server.context import ACL_FLUSH_NOTICE, SERVER_VERSION, EndpointContext, Limits
 from gridactor.server.listener import Listener
 from gridactor.server.tls import server_ssl_context
+from gridactor.server.workers import ListenerWorkers, WorkerSpec
 
 log = logging.getLogger("gridactor.server")
 
@@ -75,6 +79,11 @@ class RunOptions:
     shards: int | None = None  # None: one per core, at least 2; 0: in-process store
     grace_s: float = 5.0
     properties: Mapping[str, str] = field(default_factory=dict)
+    listeners: int = 1  # processes serving the endpoints (server/workers.py)
+    # Set for a listener worker by the main process (server/workers.py):
+    endpoint_ports: tuple[int, ...] | None = None  # every endpoint's port, already resolved
+    reuse_port: bool = False  # bind with SO_REUSEPORT
+    shard_addresses: tuple[str, ...] = ()  # connect to these shard processes instead of starting any
 
 
 def default_shard_count() -> int:
@@ -105,6 +114,8 @@ def plan_endpoints(config: ServerConfig, options: RunOptions) -> list[EndpointPl
         offset = config.socket_bindings.port_offset if options.port_offset is None else options.port_offset
         if port != 0:
             port += offset
+        if options.endpoint_ports is not None:
+            port = options.endpoint_ports[index]
         plans.append(
             EndpointPlan(
                 name=endpoint.socket_binding,
@@ -173,6 +184,13 @@ class Server:
                 )
         return realms
 
+    def _on_notice(self, notice: Notice) -> None:
+        """What another process sharing the shards announced (server/workers.py)."""
+        if notice.kind == ACL_FLUSH_NOTICE and self.authorizer is not None:
+            self.authorizer.invalidate()
+        else:
+            log.warning("ignoring an unknown notice %r from another server process", notice.kind)
+
     def stop(self) -> None:
         """Begin the staged shutdown (idempotent)."""
         self._stop.set()
@@ -193,17 +211,32 @@ class Server:
         self.authorizer = Authorizer(policy, role_mapper)
         async with trio.open_nursery() as nursery:
             caches: CacheService
+            events = EventHub()
             shard_count = default_shard_count() if self.options.shards is None else self.options.shards
-            if shard_count == 0:
-                caches = InProcessCacheService(settings, container.default_cache)
+            shard_addresses: tuple[str, ...] = ()
+            router: ShardRouter | None = None
+            if self.options.shard_addresses:
+                # A listener worker (server/workers.py): the main process supervises the shards.
+                shared = SharedShardClient(self.options.shard_addresses, container.default_cache)
+                router = await nursery.start(shared.run)
+            elif shard_count == 0:
+                # Every front-end writes through this wrapper, so client listeners see them all.
+                in_process = InProcessCacheService(settings, container.default_cache)
+                caches = NotifyingCacheService(in_process, events)
                 log.info("caches served in-process (no shard processes)")
             else:
                 pool = ShardPool(settings, container.default_cache, shard_count)
-                caches = await nursery.start(pool.run)
+                router = await nursery.start(pool.run)
+                shard_addresses = tuple(pool.addresses)
                 log.info("%d cache shard processes started", shard_count)
-            # Every front-end writes through this wrapper, so client listeners see them all.
-            events = EventHub()
-            caches = NotifyingCacheService(caches, events)
+            announce: Callable[[str], Awaitable[None]] | None = None
+            if router is not None:
+                # The shards send the events of the caches the hub's subscribers listen to,
+                # whichever process wrote them.
+                router.serve_events(events)
+                router.on_notice = self._on_notice
+                announce = router.broadcast_notice
+                caches = router
             realms = await self._start_realms(nursery)
             if policy.enabled:
                 unsecured = sorted(name for name, cache in policy.caches.items() if not cache.secured)
@@ -231,6 +264,7 @@ class Server:
                         rest_enabled=plan.rest,
                         rest_context_path=plan.rest_context_path,
                         cache_templates=dict(container.templates),
+                        announce=announce,
                     )
                     listener = Listener(
                         plan.host,
@@ -239,9 +273,25 @@ class Server:
                         ssl_context=ssl_contexts[plan.name],
                         grace_s=self.options.grace_s,
                         name=plan.name,
+                        reuse_port=self.options.reuse_port or self.options.listeners > 1,
                     )
                     self.listeners.append(listener)
                     ports.append(await listening.start(listener.run))
+                if self.options.listeners > 1:
+                    specs = [
+                        WorkerSpec(
+                            index=index,
+                            config_path=str(self.config.source),
+                            properties=dict(self.options.properties),
+                            bind_address=self.options.bind_address,
+                            endpoint_ports=tuple(ports),
+                            shard_addresses=shard_addresses,
+                            grace_s=self.options.grace_s,
+                            log_level=logging.getLogger().getEffectiveLevel(),
+                        )
+                        for index in range(1, self.options.listeners)
+                    ]
+                    await listening.start(ListenerWorkers(specs, self._stop).run)
                 for plan in plans:
                     if plan.security_realm is None:
                         log.warning(

@@ -6,6 +6,7 @@ A connection never reaches into global state; everything it may use comes throug
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from gridactor.cache.events import EventHub
     from gridactor.security.authorization import Authorizer
     from gridactor.security.endpoint import EndpointSecurity
+
+# The notice a process sends the others when its authorization cache is flushed.
+ACL_FLUSH_NOTICE = "acl-flush"
 
 # Infinispan's own version string is what clients and tools expect to parse.
 SERVER_VERSION = f"gridactor {__version__} (Infinispan 15.1 compatible)"
@@ -61,3 +65,6 @@ class EndpointContext:
     rest_context_path: str = "rest"
     # Named cache configurations (<local-cache-configuration> etc.) for REST ?template=.
     cache_templates: dict[str, CacheSettings] = field(default_factory=dict)
+    # Tells the other server processes sharing the shards (``--listeners``), e.g.
+    # ACL_FLUSH_NOTICE; None when there are none to tell (in-process store).
+    announce: Callable[[str], Awaitable[None]] | None = None

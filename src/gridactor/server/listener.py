@@ -18,6 +18,7 @@ them.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from gridactor.server.socket_io import TlsSocketStream, tls_accept
 log = logging.getLogger("gridactor.listener")
 
 _SNIFF_READ = 65536
+_BACKLOG = 4096  # the kernel caps it at net.core.somaxconn
 
 
 @dataclass(slots=True)
@@ -44,6 +46,40 @@ class ListenerStatistics:
     rejected: int = 0  # closed before a protocol started (timeout, TLS on a plain port, …)
 
 
+async def open_shared_tcp_listeners(host: str, port: int) -> list[trio.SocketListener]:
+    """Listening sockets with ``SO_REUSEPORT``, so that several listener processes serve one port.
+
+    The kernel spreads new connections over the processes bound to the port (by a hash
+    of the peer's address and port), which is how ``--listeners N`` uses more than one
+    core. With port 0 every address gets the port the first one was given.
+    """
+    infos = await trio.socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE | socket.AI_ADDRCONFIG
+    )
+    listeners: list[trio.SocketListener] = []
+    try:
+        for family, kind, proto, _name, address in infos:
+            sock = trio.socket.socket(family, kind, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port == 0 and listeners:
+                    address = (address[0], listeners[0].socket.getsockname()[1], *address[2:])
+                await sock.bind(address)
+                sock.listen(_BACKLOG)
+            except BaseException:
+                sock.close()
+                raise
+            listeners.append(trio.SocketListener(sock))
+    except BaseException:
+        for listener in listeners:
+            listener.socket.close()
+        raise
+    return listeners
+
+
 class Listener:
     def __init__(
         self,
@@ -54,9 +90,11 @@ class Listener:
         ssl_context: ssl.SSLContext | None = None,
         grace_s: float = 5.0,
         name: str = "default",
+        reuse_port: bool = False,
     ) -> None:
         self.host = host
         self.port = port
+        self.reuse_port = reuse_port
         self.context = context
         self.ssl_context = ssl_context
         self.grace_s = grace_s
@@ -73,7 +111,10 @@ class Listener:
         self._accepting.cancel()
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(self.port, host=self.host)
+        if self.reuse_port:
+            listeners = await open_shared_tcp_listeners(self.host, self.port)
+        else:
+            listeners = await trio.open_tcp_listeners(self.port, host=self.host)
         bound = listeners[0].socket.getsockname()[1]
         log.info(
             "ISPN080004: Connector %s (Hot Rod + REST%s) listening on %s:%d",

@@ -56,7 +56,7 @@ from gridactor.errors import CacheExistsError, CacheNotFoundError, ConfigError, 
 from gridactor.protocols.rest.events import Headers, Request, Response
 from gridactor.security.identity import Identity
 from gridactor.security.permissions import Permission, implies, permission_names
-from gridactor.server.context import EndpointContext
+from gridactor.server.context import ACL_FLUSH_NOTICE, EndpointContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,6 +485,10 @@ async def user_acl(request: Request, ctx: EndpointContext, params: PathParams) -
 async def flush_acl_cache(request: Request, ctx: EndpointContext, params: PathParams) -> Response:
     if ctx.authorizer is not None:
         ctx.authorizer.invalidate()
+        if ctx.announce is not None:
+            # Every other listener process (--listeners) flushes its own cache too; if
+            # they cannot be told, the error (503) says to try again.
+            await ctx.announce(ACL_FLUSH_NOTICE)
     return Response.empty(204)
 
 
