@@ -227,7 +227,8 @@ def run_scenario(
         config = auth_config(args.auth_config, workdir)
     else:
         config = args.config
-    server = GridServer(config, shards=scenario.shards, log_path=workdir / f"{scenario.name}.log")
+    log_path = workdir / f"{scenario.name}.log"
+    server = GridServer(config, shards=scenario.shards, listeners=scenario.listeners, log_path=log_path)
     try:
         server.start()
         with RssSampler(server.pid) as rss:

@@ -29,6 +29,7 @@ class Scenario:
     duration_s: float = 5.0
     warmup_s: float = 1.5
     shards: int | None = None  # None: the server's default
+    listeners: int = 1  # listener processes sharing the port (gridactor run --listeners)
     entries: int = 0  # memory scenario: entries to load
     auth: str | None = None  # SASL mechanism, e.g. SCRAM-SHA-256
     tls: bool = False
@@ -47,6 +48,7 @@ class Scenario:
             "duration_s": self.duration_s,
             "warmup_s": self.warmup_s,
             "shards": self.shards,
+            "listeners": self.listeners,
             "entries": self.entries,
             "auth": self.auth,
             "tls": self.tls,
@@ -74,6 +76,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         requires=frozenset({"realm"}),
     ),
     Scenario("hotrod-put-50c-p16", "hotrod", "put", 50, pipeline=16),
+    # Two listener processes on the port (DESIGN.md: SO_REUSEPORT) in front of the same shards.
+    Scenario("hotrod-get-50c-listeners2", "hotrod", "get", 50, listeners=2),
+    Scenario("hotrod-get-50c-p16-listeners2", "hotrod", "get", 50, pipeline=16, listeners=2, sets=QUICK),
+    Scenario("hotrod-put-50c-p16-listeners2", "hotrod", "put", 50, pipeline=16, listeners=2),
     Scenario("rest-get-h2c", "rest", "get", 50, keyspace=1000, sets=QUICK),
     Scenario("rest-put-h2c", "rest", "put", 50, keyspace=1000),
     Scenario("rest-get-h2c-m16", "rest", "get", 50, pipeline=16, keyspace=1000),

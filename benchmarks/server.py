@@ -83,9 +83,10 @@ class RssSampler:
 class GridServer:
     """``python -m gridactor run`` on a free loopback port, until ``stop``."""
 
-    def __init__(self, config: Path, *, shards: int | None, log_path: Path) -> None:
+    def __init__(self, config: Path, *, shards: int | None, log_path: Path, listeners: int = 1) -> None:
         self.config = config
         self.shards = shards
+        self.listeners = listeners
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.host = "127.0.0.1"
@@ -95,6 +96,8 @@ class GridServer:
         cmd = [sys.executable, "-m", "gridactor", "run", "-c", str(self.config), "-b", "127.0.0.1", "-p", "0"]
         if self.shards is not None:
             cmd += ["--shards", str(self.shards)]
+        if self.listeners != 1:
+            cmd += ["--listeners", str(self.listeners)]
         # Info level: the start-up lines are what we wait for.
         env = dict(os.environ, PYTHONUNBUFFERED="1", GRIDACTOR_LOG_LEVEL="info")
         with open(self.log_path, "wb") as log:
