@@ -220,3 +220,26 @@ def test_sigterm_stops_every_process(tmp_path: Path) -> None:
 def test_listeners_need_shard_processes(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="needs shard processes"):
         start_server(tmp_path, ["--listeners", "2", "--shards", "0"], config=NO_AUTH_CONFIG, timeout=10)
+
+
+def test_workers_do_not_outlive_a_killed_main_process(tmp_path: Path) -> None:
+    running = start_server(tmp_path, ["--listeners", "2", "--shards", "1"], config=NO_AUTH_CONFIG)
+    tree = children(running.process.pid)
+    workers = worker_pids(running)
+    assert len(workers) == 1, running.log()
+    running.process.kill()
+    running.process.wait(5)
+    # The lifeline's EOF stops the worker, the shards see their main link close: all exit.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(pid) for pid in tree):
+        time.sleep(0.05)
+    assert not [pid for pid in tree if _alive(pid)], running.log()
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for its (dead) parent's reaper."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
