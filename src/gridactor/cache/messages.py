@@ -55,6 +55,7 @@ from gridactor.cache.api import (
     Entry,
     Get,
     GetAll,
+    GetValue,
     MultimapContainsEntry,
     MultimapContainsKey,
     MultimapContainsValue,
@@ -116,6 +117,7 @@ OP_CLEAR: Final = 11
 OP_SIZE: Final = 12
 OP_STATS: Final = 13
 OP_SCAN: Final = 14
+OP_GET_VALUE: Final = 15
 OP_DEFINE_CACHE: Final = 20
 OP_DROP_CACHE: Final = 21
 # per-parent control items, handled by the shard process itself (see shard_process.py)
@@ -399,7 +401,8 @@ def settings_from_item(item: Item) -> CacheSettings:
 
 
 OP_TAGS: Final[dict[type, int]] = {
-    Get: OP_GET, ContainsKey: OP_CONTAINS, Put: OP_PUT, PutIfAbsent: OP_PUT_IF_ABSENT, Replace: OP_REPLACE,
+    Get: OP_GET, GetValue: OP_GET_VALUE, ContainsKey: OP_CONTAINS,
+    Put: OP_PUT, PutIfAbsent: OP_PUT_IF_ABSENT, Replace: OP_REPLACE,
     ReplaceIfUnmodified: OP_REPLACE_IF, Remove: OP_REMOVE, RemoveIfUnmodified: OP_REMOVE_IF,
     PutAll: OP_PUT_ALL, GetAll: OP_GET_ALL, Clear: OP_CLEAR, Size: OP_SIZE, Stats: OP_STATS,
     ScanSegments: OP_SCAN,
@@ -430,7 +433,7 @@ def counter_config_from_wire(t: Any) -> CounterConfig:
 
 def encode_op(rid: int, cache: str, op: CacheOp) -> Item:
     """The request item for one op (multi-key ops are split by the router beforehand)."""
-    if isinstance(op, (Get, ContainsKey, Remove)):
+    if isinstance(op, (GetValue, Get, ContainsKey, Remove)):
         return (rid, cache, OP_TAGS[type(op)], op.key)
     if isinstance(op, (Put, PutIfAbsent, Replace)):
         return (
@@ -541,7 +544,8 @@ RESULT_DECODERS: Final[dict[int, Callable[[Any], CacheResult]]] = {
     OP_COUNTER_GET: _dec_counter, OP_COUNTER_ADD: _dec_counter, OP_COUNTER_RESET: _dec_counter,
     OP_COUNTER_CAS: _dec_counter, OP_COUNTER_SET: _dec_counter, OP_COUNTER_REMOVE: _dec_counter,
     OP_COUNTER_NAMES: _dec_names,
-    OP_GET: _dec_entry, OP_CONTAINS: _dec_plain, OP_PUT: _dec_write, OP_PUT_IF_ABSENT: _dec_write,
+    OP_GET: _dec_entry, OP_GET_VALUE: _dec_plain, OP_CONTAINS: _dec_plain,
+    OP_PUT: _dec_write, OP_PUT_IF_ABSENT: _dec_write,
     OP_REPLACE: _dec_write, OP_REPLACE_IF: _dec_write, OP_REMOVE: _dec_write, OP_REMOVE_IF: _dec_write,
     OP_PUT_ALL: _dec_plain, OP_GET_ALL: _dec_get_all, OP_CLEAR: _dec_plain, OP_SIZE: _dec_plain,
     OP_STATS: _dec_stats, OP_SCAN: _dec_scan, OP_DEFINE_CACHE: _dec_plain, OP_DROP_CACHE: _dec_plain,
@@ -588,6 +592,10 @@ def error_from_wire(p: Any) -> GridError:
 
 def _r_get(s: ShardStore, c: str, it: Item, now: int) -> object:
     return s.get(c, it[3], now)
+
+
+def _r_get_value(s: ShardStore, c: str, it: Item, now: int) -> object:
+    return s.get_value(c, it[3], now)
 
 
 def _wr(r: WriteOutcome) -> object:
@@ -754,7 +762,8 @@ SHARD_HANDLERS: Final[dict[int, Handler]] = {
     OP_COUNTER_DEFINED: _r_counter_defined, OP_COUNTER_GET: _r_counter_get, OP_COUNTER_ADD: _r_counter_add,
     OP_COUNTER_RESET: _r_counter_reset, OP_COUNTER_CAS: _r_counter_cas, OP_COUNTER_SET: _r_counter_set,
     OP_COUNTER_REMOVE: _r_counter_remove, OP_COUNTER_NAMES: _r_counter_names,
-    OP_GET: _r_get, OP_CONTAINS: _r_contains, OP_PUT: _r_put, OP_PUT_IF_ABSENT: _r_put_if_absent,
+    OP_GET: _r_get, OP_GET_VALUE: _r_get_value, OP_CONTAINS: _r_contains,
+    OP_PUT: _r_put, OP_PUT_IF_ABSENT: _r_put_if_absent,
     OP_REPLACE: _r_replace, OP_REPLACE_IF: _r_replace_if, OP_REMOVE: _r_remove, OP_REMOVE_IF: _r_remove_if,
     OP_PUT_ALL: _r_put_all, OP_GET_ALL: _r_get_all, OP_CLEAR: _r_clear, OP_SIZE: _r_size,
     OP_STATS: _r_stats, OP_SCAN: _r_scan, OP_DEFINE_CACHE: _r_define, OP_DROP_CACHE: _r_drop,

@@ -62,6 +62,7 @@ from gridactor.cache.api import (
     Entry,
     Get,
     GetAll,
+    GetValue,
     MultimapContainsEntry,
     MultimapContainsKey,
     MultimapGet,
@@ -132,7 +133,8 @@ log = logging.getLogger("gridactor.cache.router")
 RECV_SIZE: Final = 1 << 20
 DEFAULT_MAX_PENDING: Final = 65536
 
-_SINGLE_KEY: Final = frozenset({Get, ContainsKey, Put, PutIfAbsent, Replace, ReplaceIfUnmodified, Remove,
+_SINGLE_KEY: Final = frozenset({Get, GetValue, ContainsKey, Put, PutIfAbsent, Replace, ReplaceIfUnmodified,
+                                Remove,
                                 RemoveIfUnmodified, MultimapGet, MultimapPut, MultimapRemoveKey,
                                 MultimapRemoveEntry, MultimapContainsKey, MultimapContainsEntry})
 # Counter ops on one counter: routed by the UTF-8 bytes of the name, like a key.

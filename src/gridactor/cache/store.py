@@ -95,6 +95,7 @@ from gridactor.cache.api import (
     Entry,
     Get,
     GetAll,
+    GetValue,
     MultimapContainsEntry,
     MultimapContainsKey,
     MultimapContainsValue,
@@ -212,6 +213,21 @@ class _CacheState:
         self.counters = _Counters()
         self.started_ms = now
         self.multimap: dict[bytes, _Bucket] | None = None  # created by the first multimap put
+
+
+def _value_end(rec: Record) -> int:
+    """Where the value of a record ends (module docstring: the trailer is read from the end)."""
+    flags = rec[-1]
+    end = len(rec) - _FIXED
+    if flags == 0:
+        return end
+    if flags & _F_MAX_IDLE:
+        end -= 8
+    if flags & _F_LIFESPAN:
+        end -= 8
+    if flags & _F_MEDIA:
+        end -= 2 + ((rec[end - 2] << 8) | rec[end - 1])
+    return end
 
 
 def _record_expired(cs: _CacheState, key: bytes, rec: Record, base: int, now: int) -> bool:
@@ -435,6 +451,20 @@ class ShardStore:
         c.hits += 1
         self._touch(cs, key, rec, now)
         return self._entry(cs, key, rec)
+
+    def get_value(self, cache: str, key: bytes, now: int) -> bytes | None:
+        """What :meth:`get` finds, value only: no :class:`Entry` is built (Hot Rod GET)."""
+        cs = self._state(cache)
+        seg = cs.segments[segment_of(key)]
+        rec = self._lookup(cs, seg, key, now)
+        c = cs.counters
+        c.retrievals += 1
+        if rec is None:
+            c.misses += 1
+            return None
+        c.hits += 1
+        self._touch(cs, key, rec, now)
+        return rec[: _value_end(rec)]
 
     def contains_key(self, cache: str, key: bytes, now: int) -> bool:
         cs = self._state(cache)
@@ -822,6 +852,10 @@ def _build_apply() -> dict[type, Callable[[ShardStore, str, CacheOp, int], Cache
         assert isinstance(op, Get)
         return s.get(c, op.key, now)
 
+    def get_value(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
+        assert isinstance(op, GetValue)
+        return s.get_value(c, op.key, now)
+
     def contains(s: ShardStore, c: str, op: CacheOp, now: int) -> CacheResult:
         assert isinstance(op, ContainsKey)
         return s.contains_key(c, op.key, now)
@@ -960,7 +994,8 @@ def _build_apply() -> dict[type, Callable[[ShardStore, str, CacheOp, int], Cache
         CounterGet: counter_get, CounterAddAndGet: counter_add, CounterReset: counter_reset,
         CounterCompareAndSwap: counter_cas, CounterGetAndSet: counter_set, CounterRemove: counter_remove,
         CounterNames: counter_names,
-        Get: get, ContainsKey: contains, Put: put, PutIfAbsent: put_if_absent, Replace: replace,
+        Get: get, GetValue: get_value, ContainsKey: contains,
+        Put: put, PutIfAbsent: put_if_absent, Replace: replace,
         ReplaceIfUnmodified: replace_if, Remove: remove, RemoveIfUnmodified: remove_if, PutAll: put_all,
         GetAll: get_all, Clear: clear, Size: size, Stats: stats, ScanSegments: scan,
     }

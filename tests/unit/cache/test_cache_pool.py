@@ -18,6 +18,7 @@ from gridactor.cache.api import (
     Entry,
     Get,
     GetAll,
+    GetValue,
     Put,
     PutAll,
     PutIfAbsent,
@@ -82,6 +83,7 @@ async def test_every_op(pool: ShardPool) -> None:
         assert (ea.value, ea.media_type, eb.value) == (b"1", "t", b"2")
         assert ea.version != eb.version
         assert r[4] is None
+        assert await svc.execute("", [GetValue(a), GetValue(b), GetValue(b"none")]) == [b"1", b"2", None]
         r = await svc.execute("c", [
             ContainsKey(a), PutIfAbsent(a, b"x"), Replace(b, b"3"), ReplaceIfUnmodified(a, b"4", ea.version),
             ReplaceIfUnmodified(a, b"5", ea.version), RemoveIfUnmodified(b, 0), Remove(b), Remove(b),

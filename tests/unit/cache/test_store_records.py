@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from gridactor.cache.api import INFINITE, CacheSettings, Entry, segment_of
+from gridactor.cache.api import INFINITE, CacheSettings, Entry, GetValue, segment_of
 from gridactor.cache.store import ShardStore
 from gridactor.errors import InvalidRequestError
 
@@ -33,6 +33,20 @@ def test_metadata_round_trips(media: str, lifespan: int, max_idle: int) -> None:
     assert e == Entry(b"key", value, media, e.version if e else 0, NOW, NOW, lifespan, max_idle)
     assert e is not None
     assert e.version >> 40 == 0x1234
+    assert store.get_value("c", b"key", NOW) == value
+
+
+def test_get_value_counts_and_touches_like_get() -> None:
+    store = ShardStore([CacheSettings("c", max_count=2)], clock=Clock())
+    store.put("c", b"a", b"1", None, None, "", NOW)
+    store.put("c", b"b", b"2", None, None, "", NOW)
+    assert store.apply("c", GetValue(b"a"), NOW) == b"1"  # a is now the most recently used
+    assert store.get_value("c", b"zz", NOW) is None
+    store.put("c", b"c", b"3", None, None, "", NOW)  # evicts b, not a
+    assert store.get_value("c", b"a", NOW) == b"1"
+    assert store.get_value("c", b"b", NOW) is None
+    stats = store.stats("c", NOW)
+    assert (stats.hits, stats.misses) == (2, 2)
 
 
 def test_empty_value_and_binary_tail_bytes() -> None:

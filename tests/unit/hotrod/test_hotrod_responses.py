@@ -57,7 +57,7 @@ def test_metadata_block_mortal() -> None:
 
 def test_get_variants() -> None:
     assert resp.get(2, None) == bytes.fromhex("a1 02 04 02 00")
-    assert resp.get(2, IMMORTAL) == bytes.fromhex("a1 02 04 00 00 03") + b"old"
+    assert resp.get(2, IMMORTAL.value) == bytes.fromhex("a1 02 04 00 00 03") + b"old"
     assert (
         resp.get_with_version(2, IMMORTAL)
         == bytes.fromhex("a1 02 12 00 00") + (7).to_bytes(8, "big") + b"\x03old"

@@ -51,6 +51,7 @@ from gridactor.cache.api import (
     Entry,
     Get,
     GetAll,
+    GetValue,
     MultimapContainsEntry,
     MultimapContainsKey,
     MultimapContainsValue,
@@ -524,7 +525,7 @@ class HotRodSession:
     def _get(self, request: m.Request) -> Step:
         mid = request.message_id
         key = cast(m.GetRequest, request).key
-        return [(request.cache, Get(key))], lambda r: resp.get(mid, cast("Entry | None", r[0]))
+        return [(request.cache, GetValue(key))], lambda r: resp.get(mid, cast("bytes | None", r[0]))
 
     def _get_with_version(self, request: m.Request) -> Step:
         mid = request.message_id

@@ -90,10 +90,10 @@ def with_previous(
 # ---------------------------------------------------------------- reads
 
 
-def get(message_id: int, entry: Entry | None) -> bytes:
-    if entry is None:
+def get(message_id: int, value: bytes | None) -> bytes:
+    if value is None:
         return header(message_id, op.GET + 1, op.KEY_DOES_NOT_EXIST)
-    return header(message_id, op.GET + 1, op.SUCCESS) + write_bytes(entry.value)
+    return header(message_id, op.GET + 1, op.SUCCESS) + write_bytes(value)
 
 
 def get_with_version(message_id: int, entry: Entry | None) -> bytes:
