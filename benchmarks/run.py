@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import h2load_driver, redis_ref, report
+from benchmarks import h2load_driver, node_driver, redis_ref, report
 from benchmarks.hotrod_load import LoadSpec, default_processes, drive, key_of, value_of
 from benchmarks.redis_ref import RedisReference
 from benchmarks.scenarios import CAPABILITY_REASONS, Record, Scenario, select
@@ -213,6 +213,24 @@ class _Skip(Exception):
     """The scenario cannot run here; the message is the reason."""
 
 
+def run_node(scenario: Scenario, server: GridServer, record: Record) -> None:
+    reason = node_driver.node_missing()
+    if reason is not None:
+        raise _Skip(reason)
+    figures = node_driver.run_node_gets(
+        server.host,
+        server.port,
+        seconds=scenario.duration_s,
+        depth=scenario.pipeline,
+        keys=scenario.keyspace,
+        value_size=scenario.value_size,
+    )
+    if figures.wrong_values:
+        raise RuntimeError(f"the Node client read {figures.wrong_values} wrong values")
+    record.ops_per_s = figures.ops_per_s
+    record.extra.update(client="npm infinispan (one connection)")
+
+
 def run_scenario(
     scenario: Scenario, args: argparse.Namespace, workdir: Path, redis: RedisReference | None
 ) -> Record:
@@ -232,7 +250,9 @@ def run_scenario(
     try:
         server.start()
         with RssSampler(server.pid) as rss:
-            if scenario.protocol == "hotrod":
+            if scenario.protocol == "hotrod" and scenario.op == "node-get":
+                run_node(scenario, server, record)
+            elif scenario.protocol == "hotrod":
                 run_hotrod(scenario, server, args.load_procs, record)
             else:
                 run_rest(scenario, server, workdir, record)
@@ -247,11 +267,12 @@ def run_scenario(
         code = server.stop()
         if code not in (0, None):
             record.extra["server_exit_code"] = code
-    if redis is not None and scenario.op in ("get", "put"):
-        progress(f"    redis-benchmark -c {scenario.connections} -P {scenario.pipeline} -t {scenario.op}")
+    if redis is not None and scenario.op in ("get", "put", "node-get"):
+        redis_op = "get" if scenario.op == "node-get" else scenario.op
+        progress(f"    redis-benchmark -c {scenario.connections} -P {scenario.pipeline} -t {redis_op}")
         try:
             figures = redis.measure(
-                scenario.op,
+                redis_op,
                 scenario.connections,
                 scenario.pipeline,
                 seconds=scenario.duration_s,

@@ -21,7 +21,7 @@ CAPABILITY_REASONS = {
 class Scenario:
     name: str  # starts with the protocol: hotrod-… / rest-…
     protocol: str  # hotrod | rest
-    op: str  # get | put | load (memory) | connect (connection + auth rate)
+    op: str  # get | put | load (memory) | connect (connection + auth rate) | node-get (Node client)
     connections: int
     pipeline: int = 1  # Hot Rod requests in flight per connection; HTTP/2 streams per connection
     value_size: int = 100
@@ -80,6 +80,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("hotrod-get-50c-listeners2", "hotrod", "get", 50, listeners=2),
     Scenario("hotrod-get-50c-p16-listeners2", "hotrod", "get", 50, pipeline=16, listeners=2, sets=QUICK),
     Scenario("hotrod-put-50c-p16-listeners2", "hotrod", "put", 50, pipeline=16, listeners=2),
+    Scenario(
+        "hotrod-get-node-1c-p16",
+        "hotrod",
+        "node-get",
+        1,
+        pipeline=16,
+        keyspace=1000,
+        note="sanity point: the official Node.js client (npm infinispan), one connection, values checked",
+    ),
     Scenario("rest-get-h2c", "rest", "get", 50, keyspace=1000, sets=QUICK),
     Scenario("rest-put-h2c", "rest", "put", 50, keyspace=1000),
     Scenario("rest-get-h2c-m16", "rest", "get", 50, pipeline=16, keyspace=1000),

@@ -151,6 +151,30 @@ async function main() {
       return vals.every((v, i) => v === 'v' + i) ? n : vals.slice(0, 5);
     });
   }
+  if (want('timed')) {
+    // The benchmark's sanity point (benchmarks/node_driver.py): GETs for GA_SECONDS with
+    // GA_DEPTH of them in flight on the client's connection; only GA_ONLY=timed runs it.
+    await step('timed', async () => {
+      const seconds = Number(env.GA_SECONDS || 3);
+      const depth = Number(env.GA_DEPTH || 16);
+      const keys = Number(env.GA_KEYS || 1000);
+      const value = 'x'.repeat(Number(env.GA_VALUE_SIZE || 100));
+      const seed = [];
+      for (let i = 0; i < keys; i++) seed.push(client.put(p + 't' + i, value));
+      await Promise.all(seed);
+      const started = Date.now();
+      const end = started + seconds * 1000;
+      let ops = 0;
+      let wrong = 0;
+      while (Date.now() < end) {
+        const batch = [];
+        for (let i = 0; i < depth; i++) batch.push(client.get(p + 't' + ((ops + i) % keys)));
+        for (const v of await Promise.all(batch)) if (v !== value) wrong += 1;
+        ops += depth;
+      }
+      return { ops, wrong, elapsed_ms: Date.now() - started };
+    });
+  }
   if (want('unsupported')) {
     await step('execute', () => client.execute('no-such-script', {}));
     await step('after-unsupported', () => client.ping());
