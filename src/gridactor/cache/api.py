@@ -120,6 +120,10 @@ class Put:
     lifespan_ms: int | None = None
     max_idle_ms: int | None = None
     media_type: str = DEFAULT_MEDIA_TYPE
+    # Whether the caller needs the replaced entry (Hot Rod: only with FORCE_RETURN_VALUE).
+    # When False, a shard does not build or ship it: ``WriteResult.previous`` may be None
+    # although an entry was replaced.
+    previous: bool = True
 
 
 @dataclass(slots=True)

@@ -435,7 +435,11 @@ def encode_op(rid: int, cache: str, op: CacheOp) -> Item:
     """The request item for one op (multi-key ops are split by the router beforehand)."""
     if isinstance(op, (GetValue, Get, ContainsKey, Remove)):
         return (rid, cache, OP_TAGS[type(op)], op.key)
-    if isinstance(op, (Put, PutIfAbsent, Replace)):
+    if isinstance(op, Put):
+        return (
+            rid, cache, OP_PUT, op.key, op.value, op.lifespan_ms, op.max_idle_ms, op.media_type, op.previous
+        )
+    if isinstance(op, (PutIfAbsent, Replace)):
         return (
             rid, cache, OP_TAGS[type(op)], op.key, op.value, op.lifespan_ms, op.max_idle_ms, op.media_type
         )
@@ -492,7 +496,9 @@ def _dec_entry(p: Any) -> CacheResult:
 
 def _dec_write(p: Any) -> CacheResult:
     done, prev, *version = p
-    return WriteResult(done, None if prev is None else _make_entry(prev), version[0] if version else 0)
+    # prev: an entry, None, or True (one was replaced; the op did not ask for it: Put.previous)
+    previous = None if prev is None or prev is True else _make_entry(prev)
+    return WriteResult(done, previous, version[0] if version else 0)
 
 
 def _dec_plain(p: Any) -> CacheResult:
@@ -607,6 +613,11 @@ def _r_contains(s: ShardStore, c: str, it: Item, now: int) -> object:
 
 
 def _r_put(s: ShardStore, c: str, it: Item, now: int) -> object:
+    if len(it) > 8 and not it[8]:
+        # The previous entry is not wanted: ship only whether there was one (True), which
+        # is all the shard's events need (created vs modified).
+        done, replaced, version = s.put_replacing(c, it[3], it[4], it[5], it[6], it[7], now)
+        return (done, True if replaced else None, version)
     return _wr(s.put(c, it[3], it[4], it[5], it[6], it[7], now))
 
 

@@ -487,6 +487,18 @@ class ShardStore:
         record = self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
         return True, previous, self._version_of(record)
 
+    def put_replacing(
+        self, cache: str, key: bytes, value: bytes, lifespan: int | None, max_idle: int | None,
+        media_type: str, now: int,
+    ) -> tuple[bool, bool, int]:
+        """:meth:`put` for a caller that does not want the previous entry: (done, replaced, version)."""
+        cs = self._state(cache)
+        s = segment_of(key)
+        seg = cs.segments[s]
+        old = self._lookup(cs, seg, key, now)
+        record = self._write(cs, seg, s, key, value, lifespan, max_idle, media_type, old, now)
+        return True, old is not None, self._version_of(record)
+
     def put_if_absent(
         self, cache: str, key: bytes, value: bytes, lifespan: int | None, max_idle: int | None,
         media_type: str, now: int,

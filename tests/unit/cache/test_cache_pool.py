@@ -68,6 +68,17 @@ async def pool(nursery: trio.Nursery) -> ShardPool:
     return p
 
 
+async def test_put_ships_the_previous_entry_only_when_asked(pool: ShardPool) -> None:
+    c, d = key_on(0, prefix="c"), key_on(1, prefix="d")
+    puts = [Put(c, b"1"), Put(c, b"2"), Put(c, b"3", previous=False), Put(d, b"4", previous=False)]
+    with trio.fail_after(5):
+        _, asked, quiet, fresh = await pool.router.execute("", puts)
+    assert isinstance(asked, WriteResult)
+    assert isinstance(asked.previous, Entry)
+    assert asked.previous.value == b"1"
+    assert quiet == fresh == WriteResult(True, None)  # versions are not compared
+
+
 async def test_every_op(pool: ShardPool) -> None:
     svc: CacheService = pool.router
     assert svc.cache_names() == ["c", "small"]

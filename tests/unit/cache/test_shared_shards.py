@@ -193,7 +193,7 @@ async def test_listeners_see_writes_made_through_another_process(
         assert a.watched() == ["c"]
         await barrier(a)
         r = await b.execute("c", [
-            Put(b"x", b"1"), Put(b"x", b"2"), PutIfAbsent(b"x", b"3"), Replace(b"none", b"4"),
+            Put(b"x", b"1"), Put(b"x", b"2", previous=False), PutIfAbsent(b"x", b"3"), Replace(b"none", b"4"),
             Remove(b"x"), Remove(b"x"),
         ])
         await b.execute("other", [Put(b"x", b"quiet")])  # not watched
@@ -207,6 +207,7 @@ async def test_listeners_see_writes_made_through_another_process(
         assert all(e.cache == "c" for e in got)
         assert isinstance(r[0], WriteResult)
         assert isinstance(r[1], WriteResult)
+        assert r[1].previous is None  # not asked for; the event still says "modified"
         assert [got[0].version, got[1].version, got[2].version] == [r[0].version, r[1].version, 0]
         entries = await a.execute("c", [Get(b"old"), Get(b"new")])  # PutAll events carry real versions
         assert [e.version for e in entries if isinstance(e, Entry)] == [got[3].version, got[4].version]

@@ -117,3 +117,15 @@ def test_an_immortal_100_byte_entry_costs_the_value_plus_11_bytes() -> None:
     record = store._caches["c"].segments[segment_of(b"k%09d" % 1)][b"k%09d" % 1]
     assert type(record) is bytes
     assert len(record) == 111
+
+
+def test_put_replacing_says_whether_it_replaced() -> None:
+    store = ShardStore([CacheSettings("c")], clock=Clock())
+    done, replaced, first = store.put_replacing("c", b"k", b"1", None, None, "", NOW)
+    assert (done, replaced) == (True, False)
+    done, replaced, second = store.put_replacing("c", b"k", b"2", None, None, "", NOW)
+    assert (done, replaced) == (True, True)
+    entry = store.get("c", b"k", NOW)
+    assert entry is not None
+    assert (entry.value, entry.version) == (b"2", second)
+    assert second != first

@@ -590,7 +590,7 @@ class HotRodSession:
         mid = put.message_id
         version = put.version
         force = put.flags & op.FORCE_RETURN_VALUE
-        cache_op = Put(put.key, put.value, put.lifespan_ms, put.max_idle_ms, put.value_type)
+        cache_op = Put(put.key, put.value, put.lifespan_ms, put.max_idle_ms, put.value_type, bool(force))
 
         def finish(r: Results) -> bytes:
             if force:

@@ -349,7 +349,8 @@ def plan_put_entry(request: Request, ctx: EndpointContext, params: PathParams) -
     cache = _cache_name(params)
     key = _key(request, ctx, params)
     lifespan, max_idle, media_type = _write_args(request, ctx)
-    return cache, Put(key, request.body, lifespan, max_idle, media_type), _written(request.body)
+    put = Put(key, request.body, lifespan, max_idle, media_type, previous=False)
+    return cache, put, _written(request.body)
 
 
 async def put_entry(request: Request, ctx: EndpointContext, params: PathParams) -> Response:
@@ -386,7 +387,7 @@ async def put_entry(request: Request, ctx: EndpointContext, params: PathParams) 
                 if not result.done:
                     return Response.empty(412)
                 return Response.empty(204, [(b"etag", etag_of(value).encode())])
-    await run_one(ctx, cache, Put(key, value, lifespan, max_idle, media_type))
+    await run_one(ctx, cache, Put(key, value, lifespan, max_idle, media_type, previous=False))
     return Response.empty(204, [(b"etag", etag_of(value).encode())])
 
 
