@@ -439,10 +439,9 @@ class ShardStore:
 
     # ------------------------------------------------------------ primitive operations
 
-    def get(self, cache: str, key: bytes, now: int) -> Entry | None:
-        cs = self._state(cache)
-        seg = cs.segments[segment_of(key)]
-        rec = self._lookup(cs, seg, key, now)
+    def _read(self, cs: _CacheState, key: bytes, now: int) -> Record | None:
+        """A read of ``key``: the live record or None, counted as a hit or miss, LRU touched."""
+        rec = self._lookup(cs, cs.segments[segment_of(key)], key, now)
         c = cs.counters
         c.retrievals += 1
         if rec is None:
@@ -450,21 +449,17 @@ class ShardStore:
             return None
         c.hits += 1
         self._touch(cs, key, rec, now)
-        return self._entry(cs, key, rec)
+        return rec
+
+    def get(self, cache: str, key: bytes, now: int) -> Entry | None:
+        cs = self._state(cache)
+        rec = self._read(cs, key, now)
+        return None if rec is None else self._entry(cs, key, rec)
 
     def get_value(self, cache: str, key: bytes, now: int) -> bytes | None:
         """What :meth:`get` finds, value only: no :class:`Entry` is built (Hot Rod GET)."""
-        cs = self._state(cache)
-        seg = cs.segments[segment_of(key)]
-        rec = self._lookup(cs, seg, key, now)
-        c = cs.counters
-        c.retrievals += 1
-        if rec is None:
-            c.misses += 1
-            return None
-        c.hits += 1
-        self._touch(cs, key, rec, now)
-        return rec[: _value_end(rec)]
+        rec = self._read(self._state(cache), key, now)
+        return None if rec is None else rec[: _value_end(rec)]
 
     def contains_key(self, cache: str, key: bytes, now: int) -> bool:
         cs = self._state(cache)

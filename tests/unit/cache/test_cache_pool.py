@@ -7,6 +7,7 @@ import signal
 
 import pytest
 import trio
+from tests.unit.cache.shard_helpers import alive, key_on
 
 from gridactor.cache.api import (
     SEGMENTS,
@@ -41,23 +42,6 @@ from gridactor.errors import (
     ServerStoppingError,
     ShardUnavailableError,
 )
-
-
-def key_on(shard: int, n: int = 2, prefix: str = "k") -> bytes:
-    i = 0
-    while True:
-        k = f"{prefix}{i}".encode()
-        if segment_of(k) % n == shard:
-            return k
-        i += 1
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture

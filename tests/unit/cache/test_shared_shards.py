@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import pytest
 import trio
+from tests.unit.cache import shard_helpers
+from tests.unit.cache.shard_helpers import alive
 
 from gridactor.cache.api import (
     CacheSettings,
@@ -27,7 +29,6 @@ from gridactor.cache.api import (
     Replace,
     Size,
     WriteResult,
-    segment_of,
 )
 from gridactor.cache.events import CacheEvent, EventHub, EventKind
 from gridactor.cache.messages import (
@@ -49,20 +50,7 @@ SHARDS = 2
 
 
 def key_on(shard: int, prefix: str = "k") -> bytes:
-    i = 0
-    while True:
-        k = f"{prefix}{i}".encode()
-        if segment_of(k) % SHARDS == shard:
-            return k
-        i += 1
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return shard_helpers.key_on(shard, SHARDS, prefix)
 
 
 async def eventually(check: Callable[[], bool]) -> None:
