@@ -52,6 +52,17 @@ def worker_pids(server: RunningServer) -> list[int]:
     return [pid for pid in children(server.process.pid) if "gridactor.server.workers" in _cmdline(pid)]
 
 
+def accepted_per_process(server: RunningServer, expected: int) -> dict[int, int]:
+    """:func:`established_per_process` once the server processes hold ``expected``
+    connections: a connection is established in the kernel before a process accepts it."""
+    deadline = time.monotonic() + 5
+    counts = established_per_process(server)
+    while sum(counts.values()) < expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+        counts = established_per_process(server)
+    return counts
+
+
 def established_per_process(server: RunningServer) -> dict[int, int]:
     """How many established TCP connections to the server's port each process holds."""
     inodes: set[str] = set()
@@ -92,7 +103,7 @@ async def hotrod_clients(server: RunningServer, n: int) -> AsyncIterator[list[Ho
 async def test_connections_are_spread_and_see_the_same_entries(two_listeners: RunningServer) -> None:
     assert len(worker_pids(two_listeners)) == 1, two_listeners.log()
     async with hotrod_clients(two_listeners, CONNECTIONS) as clients:
-        counts = established_per_process(two_listeners)
+        counts = accepted_per_process(two_listeners, CONNECTIONS)
         assert len(counts) == 2, counts
         assert all(n > 0 for n in counts.values()), counts
         assert sum(counts.values()) == CONNECTIONS, counts
@@ -109,7 +120,8 @@ async def test_a_cache_created_through_one_process_serves_on_all(two_listeners: 
         created = await http.post("/rest/v2/caches/made-at-runtime", json={"local-cache": {}})
         assert created.status_code == 200, created.text
     async with hotrod_clients(two_listeners, CONNECTIONS) as clients:
-        assert len({pid for pid, n in established_per_process(two_listeners).items() if n}) == 2
+        counts = accepted_per_process(two_listeners, CONNECTIONS)
+        assert len({pid for pid, n in counts.items() if n}) == 2, counts
         for i, client in enumerate(clients):
             # Definitions reach the other process asynchronously: a bounded wait.
             for _ in range(50):
@@ -195,7 +207,7 @@ def test_a_killed_listener_process_is_replaced(two_listeners: RunningServer) -> 
         address = (two_listeners.host, two_listeners.port)
         socks = [socket.create_connection(address) for _ in range(CONNECTIONS)]
         try:
-            counts = established_per_process(two_listeners)
+            counts = accepted_per_process(two_listeners, CONNECTIONS)
             if counts.get(replacement[0], 0) > 0:
                 break
         finally:

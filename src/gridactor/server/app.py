@@ -297,11 +297,13 @@ class Server:
                         log.warning(
                             "endpoint %s has no security realm: authentication is DISABLED", plan.name
                         )
-                log.info(
-                    "ISPN080001: %s started in %dms",
-                    SERVER_VERSION,
-                    (time.monotonic() - started) * 1000,
-                )
+                elapsed_ms = (time.monotonic() - started) * 1000
+                if self.options.shard_addresses:
+                    # A listener worker: "started" (ISPN080001) is the main process's to say,
+                    # once every worker is ready.
+                    log.info("listener process serving (ready in %dms)", elapsed_ms)
+                else:
+                    log.info("ISPN080001: %s started in %dms", SERVER_VERSION, elapsed_ms)
                 task_status.started(ports)
                 await self._stop.wait()
                 log.info("ISPN080002: stopping: no new connections, draining open ones")
