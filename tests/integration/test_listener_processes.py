@@ -221,8 +221,11 @@ def test_a_killed_listener_process_is_replaced(two_listeners: RunningServer) -> 
 def test_sigterm_stops_every_process(tmp_path: Path) -> None:
     running = start_server(tmp_path, ["--listeners", "3", "--shards", "2"], config=NO_AUTH_CONFIG)
     tree = [running.process.pid, *children(running.process.pid)]
-    assert len(worker_pids(running)) == 2, running.log()
-    assert running.stop() == 0, running.log()
+    try:
+        assert len(worker_pids(running)) == 2, running.log()
+    finally:
+        code = running.stop()
+    assert code == 0, running.log()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in tree):
         time.sleep(0.05)
@@ -237,15 +240,20 @@ def test_listeners_need_shard_processes(tmp_path: Path) -> None:
 def test_workers_do_not_outlive_a_killed_main_process(tmp_path: Path) -> None:
     running = start_server(tmp_path, ["--listeners", "2", "--shards", "1"], config=NO_AUTH_CONFIG)
     tree = children(running.process.pid)
-    workers = worker_pids(running)
-    assert len(workers) == 1, running.log()
-    running.process.kill()
-    running.process.wait(5)
-    # The lifeline's EOF stops the worker, the shards see their main link close: all exit.
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(_alive(pid) for pid in tree):
-        time.sleep(0.05)
-    assert not [pid for pid in tree if _alive(pid)], running.log()
+    try:
+        assert len(worker_pids(running)) == 1, running.log()
+        running.process.kill()
+        running.process.wait(5)
+        # The lifeline's EOF stops the worker, the shards see their main link close: all exit.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(pid) for pid in tree):
+            time.sleep(0.05)
+        assert not [pid for pid in tree if _alive(pid)], running.log()
+    finally:
+        running.stop()
+        for pid in tree:  # whatever a failure above left behind
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _alive(pid: int) -> bool:
