@@ -196,6 +196,40 @@ async def test_pipelined_batch_keeps_order_and_message_ids() -> None:
     assert r.pos == len(out)
 
 
+async def test_a_batch_of_gets_answers_like_gets_among_other_requests() -> None:
+    """All-GET batches skip the general planning (handler._get_batch): same bytes."""
+    session = make_session()
+    await send(session, put(b"a", b"1"), put(b"b", b"22"), frame(op.PUT, kv(b"o", 0x77, b"3"), cache="other"))
+    gets = [
+        keyed(op.GET, b"a", mid=20),
+        keyed(op.GET, b"missing", mid=21),
+        keyed(op.GET, b"o", mid=22, cache="other"),
+        keyed(op.GET, b"b", mid=23, cache="no-such-cache"),
+        keyed(op.GET, b"b", mid=24, version=30),
+    ]
+    fast = await send(session, *gets)
+    # The same requests behind a PING go the general way; their answers must be identical.
+    general = await send(session, frame(op.PING, mid=1), *gets)
+    assert general.endswith(fast)
+    r = Reader(fast)
+    assert (next_response(r).message_id, r.array(10)) == (20, b"1")
+    missing = next_response(r)
+    assert (missing.message_id, missing.status) == (21, 2)
+    assert (next_response(r).message_id, r.array(10)) == (22, b"3")
+    unknown = next_response(r)
+    assert (unknown.message_id, unknown.opcode, unknown.status) == (23, 0x50, 0x84)
+    assert "no-such-cache" in r.string(1000)
+    assert (next_response(r).message_id, r.array(10)) == (24, b"22")
+    assert r.pos == len(fast)
+
+
+async def test_a_batch_of_gets_before_authentication_is_refused() -> None:
+    session = make_session(realm="default")
+    _, status, text = error_of(await send(session, keyed(op.GET, b"k")))
+    assert status == 0x85
+    assert text == "java.lang.SecurityException: ISPN006017: Operation 'GET' requires authentication"
+
+
 # ---------------------------------------------------------------- §5.2 status and previous-value rules
 
 

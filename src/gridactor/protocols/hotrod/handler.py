@@ -279,6 +279,8 @@ class HotRodSession:
 
     async def handle_batch(self, events: Sequence[m.Request | m.RequestError]) -> bytes:
         """Response bytes for ``events``, in order (one frame per event)."""
+        if self._reads_need_no_checks and all(type(event) is m.GetRequest for event in events):
+            return await self._get_batch(cast("Sequence[m.GetRequest]", events))
         out: list[bytes] = []
         pending: list[tuple[int, int, Step]] = []  # (slot in out, message id, step)
         for event in events:
@@ -298,6 +300,26 @@ class HotRodSession:
                 pending.append((len(out), event.message_id, cast(Step, planned)))
                 out.append(b"")
         await self._run(out, pending)
+        return b"".join(out)
+
+    @property
+    def _reads_need_no_checks(self) -> bool:
+        """Whether a GET may skip :meth:`plan`: no authentication pending, no authorization."""
+        if self.subject is None:
+            return self.ctx.security_realm is None
+        return self._authorizer is None
+
+    async def _get_batch(self, gets: Sequence[m.GetRequest]) -> bytes:
+        """A batch of nothing but GETs (pipelined reads), without the general plan/step
+        machinery: the same answers as :meth:`_get` through :meth:`plan`, about a microsecond
+        less per request."""
+        results = await self._execute([(get.cache, GetValue(get.key)) for get in gets])
+        out = []
+        for get, result in zip(gets, results, strict=True):
+            if isinstance(result, GridError):
+                out.append(_error(get.message_id, result))
+            else:
+                out.append(resp.get(get.message_id, cast("bytes | None", result)))
         return b"".join(out)
 
     def plan(self, event: m.Request | m.RequestError) -> bytes | Step:
