@@ -196,20 +196,22 @@ async def test_pipelined_batch_keeps_order_and_message_ids() -> None:
     assert r.pos == len(out)
 
 
-async def test_a_batch_of_gets_answers_like_gets_among_other_requests() -> None:
-    """All-GET batches skip the general planning (handler._get_batch): same bytes."""
+async def test_a_batch_of_gets_and_puts_answers_like_among_other_requests() -> None:
+    """Batches of GETs and plain PUTs skip the general planning (handler._plain_batch): same bytes."""
     session = make_session()
     await send(session, put(b"a", b"1"), put(b"b", b"22"), frame(op.PUT, kv(b"o", 0x77, b"3"), cache="other"))
-    gets = [
+    requests = [
         keyed(op.GET, b"a", mid=20),
         keyed(op.GET, b"missing", mid=21),
         keyed(op.GET, b"o", mid=22, cache="other"),
         keyed(op.GET, b"b", mid=23, cache="no-such-cache"),
         keyed(op.GET, b"b", mid=24, version=30),
+        put(b"p", b"v", mid=25),
+        frame(op.PUT, kv(b"p", 0x77, b"v"), mid=26, cache="no-such-cache"),
     ]
-    fast = await send(session, *gets)
+    fast = await send(session, *requests)
     # The same requests behind a PING go the general way; their answers must be identical.
-    general = await send(session, frame(op.PING, mid=1), *gets)
+    general = await send(session, frame(op.PING, mid=1), *requests)
     assert general.endswith(fast)
     r = Reader(fast)
     assert (next_response(r).message_id, r.array(10)) == (20, b"1")
@@ -220,7 +222,16 @@ async def test_a_batch_of_gets_answers_like_gets_among_other_requests() -> None:
     assert (unknown.message_id, unknown.opcode, unknown.status) == (23, 0x50, 0x84)
     assert "no-such-cache" in r.string(1000)
     assert (next_response(r).message_id, r.array(10)) == (24, b"22")
+    stored = next_response(r)
+    assert (stored.message_id, stored.opcode, stored.status) == (25, op.PUT + 1, 0)
+    refused = next_response(r)
+    assert (refused.message_id, refused.opcode, refused.status) == (26, 0x50, 0x84)
+    r.string(1000)
     assert r.pos == len(fast)
+    # A PUT asking for the previous value goes the general way and gets it.
+    forced = await ask(session, put(b"p", b"w", mid=27, flags=FRV))
+    assert (forced.message_id, forced.status) == (27, 3)
+    assert read_prev(forced.body, 41)[1] == b"v"
 
 
 async def test_a_batch_of_gets_before_authentication_is_refused() -> None:
