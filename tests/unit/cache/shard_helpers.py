@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from gridactor.cache.api import segment_of
+from gridactor.runtime.framing import FrameDecoder, encode
 
 
 def key_on(shard: int, n: int = 2, prefix: str = "k") -> bytes:
@@ -23,3 +24,11 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def wire(obj: object) -> object:
+    """``obj`` after a trip through the IPC framing (msgpack: tuples for arrays)."""
+    d = FrameDecoder()
+    d.receive_data(encode(obj))
+    [out] = d.next_frames()
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.unit.cache.shard_helpers import wire
 
 from gridactor.cache.api import (
     CacheOp,
@@ -43,15 +44,6 @@ from gridactor.cache.messages import (
 )
 from gridactor.cache.store import ShardStore
 from gridactor.errors import CacheExistsError, CacheNotFoundError, InvalidRequestError
-from gridactor.runtime.framing import FrameDecoder, encode
-
-
-def wire(obj: object) -> object:
-    d = FrameDecoder()
-    d.receive_data(encode(obj))
-    [out] = d.next_frames()
-    return out
-
 
 OPS: list[CacheOp] = [
     Put(b"a", b"1", lifespan_ms=10_000, max_idle_ms=5_000, media_type="text/plain"),

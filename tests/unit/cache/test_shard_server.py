@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 import trio
+from tests.unit.cache.shard_helpers import wire
 
 from gridactor.cache.api import (
     CacheOp,
@@ -59,14 +60,6 @@ from gridactor.cache.router import events_from_wire
 from gridactor.cache.shard_process import ShardServer
 from gridactor.cache.store import ShardStore
 from gridactor.runtime.framing import FrameDecoder, encode
-
-
-def wire(obj: object) -> object:
-    d = FrameDecoder()
-    d.receive_data(encode(obj))
-    [out] = d.next_frames()
-    return out
-
 
 # ---------------------------------------------------------------- messages and events, pure
 
