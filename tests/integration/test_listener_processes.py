@@ -26,64 +26,10 @@ from gridactor.errors import GridError
 from gridactor.protocols.hotrod import operations as op
 from gridactor.protocols.hotrod.primitives import Incomplete, Reader, write_bytes, write_string, write_vint
 from tests.conftest import NO_AUTH_CONFIG, RunningServer, start_server
+from tests.integration.processes import accepted_per_process, alive, children, worker_pids
 from tests.unit.hotrod.hotrod_helpers import header, next_response
 
 CONNECTIONS = 16
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found.extend(int(child) for child in text)
-    return found
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        parts = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except FileNotFoundError:
-        return ""
-    words = [p.decode() for p in parts if p]
-    return " ".join(w for w in words if not w.startswith("-") and not w.isdigit())
-
-
-def worker_pids(server: RunningServer) -> list[int]:
-    return [pid for pid in children(server.process.pid) if "gridactor.server.workers" in _cmdline(pid)]
-
-
-def accepted_per_process(server: RunningServer, expected: int) -> dict[int, int]:
-    """:func:`established_per_process` once the server processes hold ``expected``
-    connections: a connection is established in the kernel before a process accepts it."""
-    deadline = time.monotonic() + 5
-    counts = established_per_process(server)
-    while sum(counts.values()) < expected and time.monotonic() < deadline:
-        time.sleep(0.02)
-        counts = established_per_process(server)
-    return counts
-
-
-def established_per_process(server: RunningServer) -> dict[int, int]:
-    """How many established TCP connections to the server's port each process holds."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port == server.port and fields[3] == "01":
-                inodes.add(fields[9])
-    counts: dict[int, int] = {}
-    for pid in [server.process.pid, *worker_pids(server)]:
-        n = 0
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target[8:-1] in inodes:
-                n += 1
-        counts[pid] = n
-    return counts
 
 
 @pytest.fixture
@@ -246,20 +192,11 @@ def test_workers_do_not_outlive_a_killed_main_process(tmp_path: Path) -> None:
         running.process.wait(5)
         # The lifeline's EOF stops the worker, the shards see their main link close: all exit.
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(_alive(pid) for pid in tree):
+        while time.monotonic() < deadline and any(alive(pid) for pid in tree):
             time.sleep(0.05)
-        assert not [pid for pid in tree if _alive(pid)], running.log()
+        assert not [pid for pid in tree if alive(pid)], running.log()
     finally:
         running.stop()
         for pid in tree:  # whatever a failure above left behind
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    """Running, and not a zombie waiting for its (dead) parent's reaper."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"

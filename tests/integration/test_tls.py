@@ -11,16 +11,21 @@ import json
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 
+from gridactor.client import open_hotrod_client
+from gridactor.client.sasl_client import client_mechanism
 from tests.conftest import ROOT, USERS, RunningServer, make_server_root, start_server
 from tests.integration.curl import curl
 from tests.integration.node_client import results, run_node_ops
+from tests.integration.processes import accepted_per_process
 from tests.unit.tls.helpers import Leaf, Pki, make_pki, write_pkcs12, write_pkcs12_truststore
 
 pytestmark = pytest.mark.integration
@@ -74,13 +79,15 @@ def _trusted(pki: Pki) -> list:  # type: ignore[type-arg]
     return [ca, pki.alice.certificate, pki.expired.certificate]
 
 
-def _server(tmp: Path, pki: Pki, config: Path | str, *, users: bool = True) -> RunningServer:
+def _server(
+    tmp: Path, pki: Pki, config: Path | str, *, users: bool = True, args: tuple[str, ...] = FAST
+) -> RunningServer:
     source = tmp / "source.xml"
     source.write_text(config.read_text() if isinstance(config, Path) else config)
     target = make_server_root(tmp, source, USERS[:1] if users else ())
     write_pkcs12(target.parent / "server.p12", pki.server)
     write_pkcs12_truststore(target.parent / "trust.p12", _trusted(pki))
-    return start_server(tmp, FAST, config=target)
+    return start_server(tmp, args, config=target)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +131,36 @@ def curl_tls(
 
 def https(server: RunningServer, path: str = "/rest/v2/caches") -> str:
     return f"https://localhost:{server.port}{path}"
+
+
+async def test_every_listener_process_terminates_tls_and_authenticates(tmp_path: Path, pki: Pki) -> None:
+    """``--listeners 2``: the worker is a whole front-end (TLS, SASL, realm), not only the main process."""
+    running = _server(tmp_path, pki, COMBINED, args=("--listeners", "2", "--shards", "1"))
+    try:
+        context = ssl.create_default_context(cafile=str(pki.ca_pem))
+        context.check_hostname = False
+        async with AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(
+                    open_hotrod_client(
+                        "localhost",
+                        running.port,
+                        ssl_context=context,
+                        sasl=client_mechanism("SCRAM-SHA-256", ALICE.name, ALICE.password),
+                    )
+                )
+                for _ in range(12)
+            ]
+            for i, client in enumerate(clients):
+                await client.put(f"tls-{i}", b"v")
+            for client in clients:
+                assert await client.get(f"tls-{len(clients) - 1}") == b"v"
+            counts = accepted_per_process(running, len(clients))
+            assert len(counts) == 2, counts
+            assert all(n > 0 for n in counts.values()), counts
+    finally:
+        code = running.stop()
+    assert code == 0, running.log()
 
 
 # ---------------------------------------------------------------- Hot Rod (Node client)
