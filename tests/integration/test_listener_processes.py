@@ -101,12 +101,12 @@ def _read_events(sock: socket.socket, want: int, deadline: float) -> list[tuple[
             r = Reader(data)
             try:
                 response = next_response(r)
-                if response.opcode in (0x60, 0x61, 0x62):
+                if response.opcode in (0x60, 0x61, 0x62, 0x63):
                     r.array(1 << 20)  # listener id
                     r.byte()  # custom
                     r.byte()  # retried
                     key = r.array(1 << 20)
-                    if response.opcode != 0x62:
+                    if response.opcode in (0x60, 0x61):  # created and modified carry a version
                         r.long()
                     events.append((response.opcode, key))
             except Incomplete:
@@ -134,6 +134,22 @@ async def test_listener_events_come_from_writes_through_every_process(two_listen
     assert created == sorted(f"e{i}".encode() for i in range(CONNECTIONS))
     assert (0x61, b"e0") in events
     assert (0x62, b"e1") in events
+
+
+async def test_expired_entries_reach_listeners_on_every_process(two_listeners: RunningServer) -> None:
+    listener = socket.create_connection((two_listeners.host, two_listeners.port), timeout=5)
+    try:
+        listener.sendall(_add_listener_frame(b"L2"))
+        added = next_response(Reader(listener.recv(65536)))
+        assert (added.opcode, added.status) == (op.ADD_CLIENT_LISTENER + 1, 0)
+        async with hotrod_clients(two_listeners, 4) as clients:
+            for i, client in enumerate(clients):
+                await client.put(f"x{i}", b"short-lived", lifespan=0.2)
+        # The shards' sweep (every second) finds them: bounded wait.
+        events = await trio.to_thread.run_sync(_read_events, listener, 8, time.monotonic() + 10)
+    finally:
+        listener.close()
+    assert sorted(key for kind, key in events if kind == 0x63) == [f"x{i}".encode() for i in range(4)]
 
 
 def test_a_killed_listener_process_is_replaced(two_listeners: RunningServer) -> None:

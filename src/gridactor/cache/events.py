@@ -13,7 +13,9 @@ Each subscription has a bounded queue. A listener that cannot keep up is dropped
 connection is told by the closed channel and logs it) rather than slowing every writer
 down or growing memory without bound.
 
-Limits, documented: ``expired`` events are not sent (shards purge lazily and silently).
+``expired`` events come from the shards too: an entry that a read meets expired, or that
+the periodic sweep (every second) drops, is announced to the caches' watchers. The
+in-process store (``--shards 0``) sends none.
 Events are asynchronous, as Infinispan's are: an event may reach a listener before or
 after the reply to the write that caused it.
 """

@@ -152,6 +152,7 @@ STATUS_ERROR: Final = 1
 EVENT_CREATED: Final = 0x60
 EVENT_MODIFIED: Final = 0x61
 EVENT_REMOVED: Final = 0x62
+EVENT_EXPIRED: Final = 0x63
 
 # Decoded IPC data is untyped by nature; handlers validate by use (a bad item fails alone).
 Item = tuple[Any, ...]

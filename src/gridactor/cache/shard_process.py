@@ -18,7 +18,8 @@ frame of replies. Under load one receive carries many frames, so the per-wake-up
 paid once for many operations. The select timeout doubles as the sweep timer.
 
 Besides replies a parent may get, per round and before its replies: an EventBatch (the
-client-listener events of the caches it watches, from writes by any parent), and from
+client-listener events of the caches it watches: writes by any parent, and entries found
+expired by a read or the sweep), and from
 shard 0 CacheDefined / CacheDropped / Notice messages caused by *other* parents.
 
 Bounds: a parent's unsent output is kept up to :data:`MAX_BACKLOG` bytes. A worker
@@ -46,6 +47,7 @@ import time
 from collections.abc import Sequence
 
 from gridactor.cache.messages import (
+    EVENT_EXPIRED,
     OP_DEFINE_CACHE,
     OP_DROP_CACHE,
     OP_NOTICE,
@@ -134,6 +136,7 @@ class ShardServer:
         self.events: list[object] = []  # this batch's events, routed to watchers after it
         self.stopping = False
         self._next_worker = 1
+        store.on_expired = self._expired
         main_sock.setblocking(False)
         self.main = self._add_parent(main_sock, "main", True)
 
@@ -262,6 +265,9 @@ class ShardServer:
             self._send_round()
             if time.monotonic() >= next_purge:
                 store.purge_expired()
+                if self.events:  # expired events of the sweep
+                    self._route_events()
+                    self._send_round()
                 next_purge = time.monotonic() + self.purge_interval
 
     def _hello(self) -> tuple[object, ...]:
@@ -315,6 +321,11 @@ class ShardServer:
             if parent.is_main:
                 raise
             self._drop(parent, f"broken IPC stream: {e}")
+
+    def _expired(self, cache: str, key: bytes) -> None:
+        """An entry of ``cache`` expired (met by a read or a sweep): an event if anyone watches."""
+        if cache in self.watchers:
+            self.events += (cache, EVENT_EXPIRED, key, 0)
 
     def _route_events(self) -> None:
         events, self.events = self.events, []

@@ -270,6 +270,9 @@ class ShardStore:
         # Creation times are stored relative to this instant (module docstring).
         self._base = clock()
         self._caches: dict[str, _CacheState] = {}
+        # Told (cache, key) of every entry dropped because it expired, when a lookup meets
+        # it or a sweep finds it (the shard process turns them into client-listener events).
+        self.on_expired: Callable[[str, bytes], None] | None = None
         self._counters: dict[str, _Counter] = {}
         self._owned = tuple(s for s in range(SEGMENTS) if s % shard_count == shard_index)
         for settings in caches:
@@ -369,6 +372,8 @@ class ShardStore:
             return None
         if rec[-1] & _F_MORTAL and _record_expired(cs, key, rec, self._base, now):
             self._unlink(cs, seg, key, rec)
+            if self.on_expired is not None:
+                self.on_expired(cs.settings.name, key)
             return None
         return rec
 
@@ -826,6 +831,9 @@ class ShardStore:
         ]
         for k, rec in dead:
             self._unlink(cs, seg, k, rec)
+        if dead and self.on_expired is not None:
+            for k, _ in dead:
+                self.on_expired(cs.settings.name, k)
         return len(dead)
 
     def _purge_cache(self, cs: _CacheState, now: int) -> int:

@@ -210,6 +210,31 @@ async def test_listeners_see_writes_made_through_another_process(
         assert b.statistics()["events_received"] == 0
 
 
+async def test_expired_entries_are_announced_to_every_watching_process(nursery: trio.Nursery) -> None:
+    caches = [CacheSettings("c"), CacheSettings("other")]
+    pool = ShardPool(caches, "c", SHARDS, grace=1.0, purge_interval=0.05)
+    with trio.fail_after(15):
+        await nursery.start(pool.run)
+    _, worker = await start_client(nursery, pool)
+    hub = EventHub()
+    worker.serve_events(hub)
+    sub = hub.subscribe("c")
+    with trio.fail_after(10):
+        await barrier(worker)
+        mortal = [Put(b"swept", b"1", lifespan_ms=100), Put(b"read", b"2", lifespan_ms=100)]
+        await pool.router.execute("c", mortal)
+        await pool.router.execute("other", [Put(b"quiet", b"3", lifespan_ms=100)])  # nobody watches it
+        await trio.sleep(0.15)
+        # Whichever comes first, a read meeting an expired entry or the sweep, announces it once.
+        assert await pool.router.execute("c", [Get(b"read")]) == [None]
+        got = await events_until(sub.receive, 4)
+    assert sorted((e.kind, e.key) for e in got) == [
+        (EventKind.CREATED, b"read"), (EventKind.CREATED, b"swept"),
+        (EventKind.EXPIRED, b"read"), (EventKind.EXPIRED, b"swept"),
+    ]
+    assert all(e.cache == "c" for e in got)
+
+
 async def test_no_event_traffic_when_nobody_watches(
     pool: ShardPool, worker: Worker
 ) -> None:

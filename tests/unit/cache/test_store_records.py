@@ -129,3 +129,17 @@ def test_put_replacing_says_whether_it_replaced() -> None:
     assert entry is not None
     assert (entry.value, entry.version) == (b"2", second)
     assert second != first
+
+
+def test_expired_entries_are_reported_once_whether_a_read_or_the_sweep_finds_them() -> None:
+    clock = Clock()
+    store = ShardStore([CacheSettings("c")], clock=clock)
+    seen: list[tuple[str, bytes]] = []
+    store.on_expired = lambda cache, key: seen.append((cache, key))
+    store.put("c", b"read", b"1", 10, None, "", NOW)
+    store.put("c", b"swept", b"2", None, 10, "", NOW)
+    store.put("c", b"immortal", b"3", None, None, "", NOW)
+    assert store.get_value("c", b"read", NOW + 11) is None
+    assert store.purge_expired(NOW + 11) == 1
+    assert store.purge_expired(NOW + 12) == 0
+    assert seen == [("c", b"read"), ("c", b"swept")]
