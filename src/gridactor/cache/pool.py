@@ -43,6 +43,7 @@ from gridactor.cache.router import DEFAULT_MAX_PENDING, ShardLink, ShardLostErro
 from gridactor.errors import GridError, ServerStoppingError, ShardUnavailableError
 from gridactor.runtime.framing import FrameDecoder, encode
 from gridactor.runtime.process import spawn_with_socket, stop_process
+from gridactor.runtime.supervision import start_all_then_supervise
 
 log = logging.getLogger("gridactor.cache.pool")
 
@@ -95,26 +96,14 @@ class ShardPool:
 
     async def run(self, *, task_status: trio.TaskStatus[ShardRouter] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the shards until cancelled. ``task_status.started(router)`` once all are ready."""
-        failures: list[BaseException] = []
-        async with trio.open_nursery() as nursery:
-            async with trio.open_nursery() as starting:
-                for i in range(self.shard_count):
-                    starting.start_soon(self._start_one, nursery, i, failures)
-            if failures:
-                nursery.cancel_scope.cancel()
-            else:
-                log.info("%d shard processes ready: pids %s", self.shard_count, self.pids)
-                task_status.started(self.router)
-        if failures:
-            # Raised out here, not in the nursery body, so callers get the error itself
-            # rather than an exception group around it.
-            raise failures[0]
 
-    async def _start_one(self, nursery: trio.Nursery, index: int, failures: list[BaseException]) -> None:
-        try:
-            await nursery.start(self._supervise, index)
-        except (GridError, OSError) as e:
-            failures.append(e)
+        def ready() -> None:
+            log.info("%d shard processes ready: pids %s", self.shard_count, self.pids)
+            task_status.started(self.router)
+
+        await start_all_then_supervise(
+            self.shard_count, self._supervise, ready, start_errors=(GridError, OSError)
+        )
 
     async def _supervise(
         self, index: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

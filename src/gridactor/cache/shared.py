@@ -38,6 +38,7 @@ from gridactor.cache.router import DEFAULT_MAX_PENDING, ShardLink, ShardLostErro
 from gridactor.cache.shard_process import peer_uid
 from gridactor.errors import GridError, ServerStoppingError, ShardUnavailableError
 from gridactor.runtime.framing import FrameDecoder
+from gridactor.runtime.supervision import start_all_then_supervise
 
 log = logging.getLogger("gridactor.cache.shared")
 
@@ -141,24 +142,12 @@ class SharedShardClient:
 
     async def run(self, *, task_status: trio.TaskStatus[ShardRouter] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled. ``task_status.started(router)`` once every shard is connected."""
-        failures: list[BaseException] = []
-        async with trio.open_nursery() as nursery:
-            async with trio.open_nursery() as starting:
-                for i in range(len(self.addresses)):
-                    starting.start_soon(self._start_one, nursery, i, failures)
-            if failures:
-                nursery.cancel_scope.cancel()
-            else:
-                log.info("connected to %d shared shard processes", len(self.addresses))
-                task_status.started(self.router)
-        if failures:
-            raise failures[0]
 
-    async def _start_one(self, nursery: trio.Nursery, index: int, failures: list[BaseException]) -> None:
-        try:
-            await nursery.start(self._supervise, index)
-        except GridError as e:
-            failures.append(e)
+        def ready() -> None:
+            log.info("connected to %d shared shard processes", len(self.addresses))
+            task_status.started(self.router)
+
+        await start_all_then_supervise(len(self.addresses), self._supervise, ready, start_errors=(GridError,))
 
     async def _supervise(
         self, index: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
