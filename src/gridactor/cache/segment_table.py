@@ -212,9 +212,8 @@ class SegmentTable:
             f"slots={self._mask + 1})"
         )
 
-    def items(self) -> list[tuple[bytes, bytes]]:
-        """Every (key, record) pair, in slab order."""
-        out: list[tuple[bytes, bytes]] = []
+    def _live_spans(self) -> Iterator[tuple[int, int, int]]:
+        """(key start, record start, record end) of every live record, in slab order."""
         slab = self._slab
         offset, end = 0, len(slab)
         while offset < end:
@@ -225,23 +224,18 @@ class SegmentTable:
                 continue
             middle = start + key_length
             offset = middle + record_length
-            out.append((bytes(slab[start:middle]), bytes(slab[middle:offset])))
-        return out
+            yield start, middle, offset
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        """Every (key, record) pair, in slab order."""
+        slab = self._slab
+        spans = self._live_spans()
+        return [(bytes(slab[start:middle]), bytes(slab[middle:end])) for start, middle, end in spans]
 
     def keys(self) -> list[bytes]:
         """Every key, in slab order."""
-        out: list[bytes] = []
         slab = self._slab
-        offset, end = 0, len(slab)
-        while offset < end:
-            key_length, record_length = _unpack_header(slab, offset)
-            start = offset + _HEADER_SIZE
-            if key_length & _DEAD:
-                offset = start + (key_length ^ _DEAD) + record_length
-                continue
-            out.append(bytes(slab[start : start + key_length]))
-            offset = start + key_length + record_length
-        return out
+        return [bytes(slab[start:middle]) for start, middle, _ in self._live_spans()]
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.keys())
